@@ -1,0 +1,88 @@
+//! Entity versions as read back from the store.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio_postgres::Row;
+use uuid::Uuid;
+use vellum_core::{SchemaId, Version};
+
+use crate::{Error, Result};
+
+/// One immutable version of an entity: the document and its metadata.
+///
+/// Serializes to the entity JSON of the HTTP API and the CLI.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entity {
+    /// The entity (document lineage); never reused.
+    pub entity_id: Uuid,
+    /// Semantic version of this entity version (see SPEC §5 for how it moves).
+    pub entity_version: Version,
+    /// 1, 2, 3… per entity: the order of its versions.
+    pub revision: i64,
+    /// The entity type.
+    pub schema_id: SchemaId,
+    /// The schema version the payload was validated against.
+    pub schema_version: Version,
+    /// The document.
+    pub payload: Value,
+    /// Commit time of the unit of work that wrote this version.
+    pub created_at: DateTime<Utc>,
+    /// When this row last changed state (superseded or deleted); `created_at` otherwise.
+    pub updated_at: DateTime<Utc>,
+    /// When the entity was soft-deleted at this version.
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// Whether this is the entity's current version.
+    pub is_active: bool,
+    /// The unit of work that wrote this version.
+    pub uow_id: Uuid,
+}
+
+/// One entry of an entity's history: the version and who wrote (and deleted) it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// The entity version.
+    #[serde(flatten)]
+    pub entity: Entity,
+    /// The actor of the unit of work that wrote it.
+    pub actor: String,
+    /// The correlation id of that unit of work, if it had one.
+    pub correlation_id: Option<String>,
+    /// The unit of work that deleted the entity at this version.
+    pub deleted_uow_id: Option<Uuid>,
+    /// The actor who deleted it.
+    pub deleted_by: Option<String>,
+}
+
+/// The columns every entity read selects, in the order [`Entity::from_row`] reads them.
+pub(crate) const COLUMNS: &str = "e.entity_id, e.entity_version, e.revision, e.schema_id, \
+     e.schema_version, e.payload, e.created_at, e.updated_at, e.deleted_at, e.is_active, e.uow_id";
+
+impl Entity {
+    pub(crate) fn from_row(row: &Row) -> Result<Entity> {
+        Ok(Entity {
+            entity_id: row.try_get(0)?,
+            entity_version: parse_stored(row.try_get::<_, &str>(1)?)?,
+            revision: row.try_get(2)?,
+            schema_id: SchemaId::new(row.try_get::<_, String>(3)?)
+                .map_err(|e| Error::Corrupt(e.to_string()))?,
+            schema_version: parse_stored(row.try_get::<_, &str>(4)?)?,
+            payload: row.try_get(5)?,
+            created_at: row.try_get(6)?,
+            updated_at: row.try_get(7)?,
+            deleted_at: row.try_get(8)?,
+            is_active: row.try_get(9)?,
+            uow_id: row.try_get(10)?,
+        })
+    }
+
+    /// Whether the entity reads as deleted at this version.
+    pub fn is_deleted(&self) -> bool {
+        self.deleted_at.is_some()
+    }
+}
+
+pub(crate) fn parse_stored(text: &str) -> Result<Version> {
+    text.parse()
+        .map_err(|e: vellum_core::Error| Error::Corrupt(e.to_string()))
+}

@@ -1,0 +1,142 @@
+//! The one error type of the library.
+
+use uuid::Uuid;
+use vellum_core::{Violation, version::Version};
+
+/// `Result` with vellum's [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in vellum, named by what the caller can do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A name, version, id or other argument is malformed; nothing was done.
+    #[error(transparent)]
+    InvalidInput(#[from] vellum_core::Error),
+
+    /// A schema definition was refused (not valid JSON Schema 2020-12, remote `$ref`, too large).
+    #[error("invalid schema definition: {0}")]
+    InvalidSchema(String),
+
+    /// A document does not satisfy its schema; every violation is listed with its JSON pointer.
+    #[error("document does not match schema {schema_id} {schema_version}: {}", display_violations(.violations))]
+    Validation {
+        /// The entity type the document was written to.
+        schema_id: String,
+        /// The schema version it was validated against.
+        schema_version: Version,
+        /// Every violation, in document order.
+        violations: Vec<Violation>,
+    },
+
+    /// The thing asked for does not exist (or is soft-deleted and was not asked for).
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for, e.g. `entity sales_order/0190…`.
+        what: String,
+    },
+
+    /// The thing being created exists already.
+    #[error("{what} already exists")]
+    AlreadyExists {
+        /// What was being created.
+        what: String,
+    },
+
+    /// An optimistic-locking conflict: the entity's active version is not the one expected, or
+    /// another unit of work changed it first. The whole unit of work was rolled back.
+    #[error("version conflict on {schema_id}/{entity_id}: expected {expected}, found {found}")]
+    VersionConflict {
+        /// The entity type.
+        schema_id: String,
+        /// The entity.
+        entity_id: Uuid,
+        /// The version the writer expected (or read), as text.
+        expected: String,
+        /// The version found active, or `changed concurrently` when another writer got there first.
+        found: String,
+    },
+
+    /// A rule refused the operation in the current state (schema version ordering, deleting the
+    /// active schema version, undeleting an entity that is not deleted…). Nothing was changed.
+    #[error("{0}")]
+    NotAllowed(String),
+
+    /// Something tried to change immutable history; the database refused it.
+    #[error("history is immutable: {0}")]
+    Immutable(String),
+
+    /// Stored data is not what vellum writes (edited outside vellum?).
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+
+    /// The unit of work cannot be used any more: an earlier operation in it failed.
+    #[error("unit of work {uow_id} failed earlier and can only be dropped: {reason}")]
+    UnitOfWorkFailed {
+        /// The unit of work.
+        uow_id: Uuid,
+        /// The first error it hit.
+        reason: String,
+    },
+
+    /// The embedded PostgreSQL cluster could not be created, started or stopped.
+    #[error("embedded PostgreSQL: {0}")]
+    Embedded(String),
+
+    /// A connection could not be taken from the pool.
+    #[error("database pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+
+    /// PostgreSQL reported an error that has no domain meaning.
+    #[error("database: {}", describe_db_error(.0))]
+    Database(#[from] tokio_postgres::Error),
+
+    /// An I/O error outside the database (files, processes).
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+fn display_violations(violations: &[Violation]) -> String {
+    violations
+        .iter()
+        .map(|v| {
+            format!(
+                "{} {}",
+                if v.pointer.is_empty() {
+                    "/"
+                } else {
+                    &v.pointer
+                },
+                v.message
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The server's message (and detail) when there is one: `tokio_postgres::Error`'s own
+/// Display says only "db error".
+fn describe_db_error(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{} ({detail})", db.message()),
+            None => db.message().to_string(),
+        },
+        None => match std::error::Error::source(err) {
+            Some(source) => format!("{err}: {source}"),
+            None => err.to_string(),
+        },
+    }
+}
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Io { context, source }
+    }
+}

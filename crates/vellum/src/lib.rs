@@ -1,0 +1,64 @@
+//! # vellum
+//!
+//! A document store with strict schema governance on PostgreSQL. Every document belongs to an
+//! entity type whose shape is a versioned JSON Schema; every write is validated and appends a new
+//! immutable version, so any earlier state can be read back and audited; writes commit together
+//! in a [`UnitOfWork`].
+//!
+//! ```no_run
+//! use serde_json::json;
+//! use vellum::{SchemaId, ServiceName, Store, StoreOptions, Version, WriteOptions};
+//!
+//! # async fn tour(config: tokio_postgres::Config) -> vellum::Result<()> {
+//! let store = Store::connect(config, StoreOptions::default()).await?;
+//! let orders = store.create_service(&ServiceName::new("orders")?).await?;
+//! let orders = store.service(&orders.name).await?;
+//!
+//! let order = SchemaId::new("sales_order")?;
+//! let definition = json!({
+//!     "type": "object",
+//!     "required": ["customer"],
+//!     "properties": {"customer": {"type": "string"}, "total": {"type": "number"}}
+//! });
+//! orders.schemas().register(&order, "1.0.0".parse()?, definition, false).await?;
+//!
+//! let mut uow = orders.begin("alice").await?;
+//! let staged = uow.create(&order, json!({"customer": "ACME"}), WriteOptions::default()).await?;
+//! let committed = uow.commit().await?;
+//!
+//! let current = orders.get(&order, staged.entity_id).await?;
+//! assert_eq!(current.entity_version, Version::INITIAL);
+//! let then = orders.get_as_of(&order, staged.entity_id, committed.committed_at).await?;
+//! assert_eq!(then, current);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Open a store on any PostgreSQL 13+ with [`Store::connect`], or on a private cluster in a data
+//! directory with [`EmbeddedCluster`] and [`Store::open_embedded`].
+
+mod embedded;
+mod entity;
+mod error;
+mod migrate;
+mod raw;
+mod registry;
+mod service;
+mod sql;
+mod store;
+mod uow;
+
+pub use embedded::{ClusterStatus, EmbeddedCluster, RunningCluster};
+pub use entity::{Entity, HistoryEntry};
+pub use error::{Error, Result};
+pub use raw::RawSql;
+pub use registry::{SchemaRegistry, SchemaSummary, SchemaVersion, SchemaVersionInfo};
+pub use service::Service;
+pub use store::{ServiceInfo, Store, StoreOptions};
+pub use uow::{Committed, Staged, UnitOfWork, UowOptions, WriteOptions};
+pub use vellum_core::{SchemaId, ServiceName, Version, Violation, schema::SchemaLimits};
+
+/// The PostgreSQL driver types that appear in vellum's API (raw SQL rows and parameters).
+pub mod pg {
+    pub use tokio_postgres::{Config, Row, types::ToSql};
+}

@@ -1,0 +1,368 @@
+//! The schema repository of a service: versioned, immutable JSON Schemas per entity type.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use serde::Serialize;
+use serde_json::Value;
+use tokio_postgres::Row;
+use vellum_core::{CompiledSchema, SchemaId, Version};
+
+use crate::{Error, Result, Service, entity::parse_stored};
+
+/// One registered schema version, without its definition.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SchemaVersionInfo {
+    /// The entity type.
+    pub schema_id: SchemaId,
+    /// The version.
+    pub schema_version: Version,
+    /// Whether writes use this version by default.
+    pub is_active: bool,
+    /// When it was registered.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed state (activated, deactivated, deleted).
+    pub updated_at: DateTime<Utc>,
+    /// When it was soft-deleted; deleted versions cannot be written with.
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// One registered schema version with its definition.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SchemaVersion {
+    /// State and identity.
+    #[serde(flatten)]
+    pub info: SchemaVersionInfo,
+    /// The JSON Schema (draft 2020-12), exactly as registered.
+    pub definition: Value,
+}
+
+/// An entity type with its active version, as listed by [`SchemaRegistry::list`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SchemaSummary {
+    /// The entity type.
+    pub schema_id: SchemaId,
+    /// The version writes use by default, if any version is active.
+    pub active_version: Option<Version>,
+    /// How many versions are registered, soft-deleted ones included.
+    pub versions: i64,
+}
+
+/// The schema repository of one service; see [`Service::schemas`].
+#[derive(Debug, Clone, Copy)]
+pub struct SchemaRegistry<'a> {
+    service: &'a Service,
+}
+
+const INFO_COLUMNS: &str =
+    "schema_id, schema_version, is_active, created_at, updated_at, deleted_at";
+
+impl<'a> SchemaRegistry<'a> {
+    pub(crate) fn new(service: &'a Service) -> Self {
+        Self { service }
+    }
+
+    /// Registers a new schema version.
+    ///
+    /// The definition must be a valid JSON Schema 2020-12 with local `$ref`s only. The version
+    /// must be new and greater than every version already registered in its major line. The
+    /// first version of a schema id becomes active and provisions the entity table; later
+    /// versions become active only when `activate` is set.
+    pub async fn register(
+        &self,
+        schema_id: &SchemaId,
+        version: Version,
+        definition: Value,
+        activate: bool,
+    ) -> Result<SchemaVersion> {
+        let compiled = CompiledSchema::compile(&definition, self.service.store.schema_limits())?;
+        let mut client = self.service.client().await?;
+        let tx = client.transaction().await?;
+        let table = self.table();
+        // Registrations of one schema id are serialized so the ordering rule holds.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&format!(
+                "vellum:schema:{}/{}",
+                self.service.name, schema_id
+            )],
+        )
+        .await?;
+        let existing: Vec<(Version, bool)> = tx
+            .query(
+                &format!("SELECT schema_version, is_active FROM {table} WHERE schema_id = $1"),
+                &[&schema_id.as_str()],
+            )
+            .await?
+            .iter()
+            .map(|row| Ok((parse_stored(row.try_get(0)?)?, row.try_get(1)?)))
+            .collect::<Result<_>>()?;
+        if existing.iter().any(|(v, _)| *v == version) {
+            return Err(Error::AlreadyExists {
+                what: format!("schema {schema_id} version {version}"),
+            });
+        }
+        if let Some(newest) = existing
+            .iter()
+            .map(|(v, _)| *v)
+            .filter(|v| v.major == version.major)
+            .max()
+            && newest > version
+        {
+            return Err(Error::NotAllowed(format!(
+                "schema {schema_id} version {version} is lower than {newest}, already registered \
+                 in major line {}: new versions must be greater than every version of their major",
+                version.major
+            )));
+        }
+        let first = existing.is_empty();
+        if first {
+            tx.batch_execute(&self.service.idents.entity_table_ddl(schema_id))
+                .await?;
+        }
+        let active = first || activate;
+        if active && !first {
+            tx.execute(
+                &format!(
+                    "UPDATE {table} SET is_active = false, updated_at = clock_timestamp()
+                     WHERE schema_id = $1 AND is_active"
+                ),
+                &[&schema_id.as_str()],
+            )
+            .await?;
+        }
+        let row = tx
+            .query_one(
+                &format!(
+                    "INSERT INTO {table} (schema_id, schema_version, major, minor, patch,
+                                          schema_definition, is_active)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {INFO_COLUMNS}"
+                ),
+                &[
+                    &schema_id.as_str(),
+                    &version.to_string(),
+                    &(version.major as i32),
+                    &(version.minor as i32),
+                    &(version.patch as i32),
+                    &definition,
+                    &active,
+                ],
+            )
+            .await?;
+        tx.commit().await?;
+        self.service.store.cache_validator(
+            (self.service.name.clone(), schema_id.clone(), version),
+            Arc::new(compiled),
+        );
+        Ok(SchemaVersion {
+            info: info_from_row(&row)?,
+            definition,
+        })
+    }
+
+    /// Every entity type of the service with its active version.
+    pub async fn list(&self) -> Result<Vec<SchemaSummary>> {
+        let client = self.service.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT schema_id, max(schema_version) FILTER (WHERE is_active), count(*)
+                     FROM {} GROUP BY schema_id ORDER BY schema_id",
+                    self.table()
+                ),
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SchemaSummary {
+                    schema_id: schema_id_from(row)?,
+                    active_version: row
+                        .try_get::<_, Option<&str>>(1)?
+                        .map(parse_stored)
+                        .transpose()?,
+                    versions: row.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every version of a schema id in semver order, soft-deleted ones included.
+    pub async fn versions(&self, schema_id: &SchemaId) -> Result<Vec<SchemaVersionInfo>> {
+        let client = self.service.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {INFO_COLUMNS} FROM {} WHERE schema_id = $1 ORDER BY major, minor, patch",
+                    self.table()
+                ),
+                &[&schema_id.as_str()],
+            )
+            .await?;
+        if rows.is_empty() {
+            return Err(Error::NotFound {
+                what: format!("schema {schema_id}"),
+            });
+        }
+        rows.iter().map(info_from_row).collect()
+    }
+
+    /// One version with its definition; `None` reads the active version. A soft-deleted
+    /// version is returned only when `include_deleted` is set.
+    pub async fn get(
+        &self,
+        schema_id: &SchemaId,
+        version: Option<Version>,
+        include_deleted: bool,
+    ) -> Result<SchemaVersion> {
+        let client = self.service.client().await?;
+        let table = self.table();
+        let row = match version {
+            Some(version) => {
+                client
+                    .query_opt(
+                        &format!(
+                            "SELECT {INFO_COLUMNS}, schema_definition FROM {table}
+                             WHERE schema_id = $1 AND schema_version = $2
+                               AND (deleted_at IS NULL OR $3)"
+                        ),
+                        &[&schema_id.as_str(), &version.to_string(), &include_deleted],
+                    )
+                    .await?
+            }
+            None => {
+                client
+                    .query_opt(
+                        &format!(
+                            "SELECT {INFO_COLUMNS}, schema_definition FROM {table}
+                             WHERE schema_id = $1 AND is_active"
+                        ),
+                        &[&schema_id.as_str()],
+                    )
+                    .await?
+            }
+        };
+        let row = row.ok_or_else(|| Error::NotFound {
+            what: match version {
+                Some(v) => format!("schema {schema_id} version {v}"),
+                None => format!("active version of schema {schema_id}"),
+            },
+        })?;
+        Ok(SchemaVersion {
+            info: info_from_row(&row)?,
+            definition: row.try_get(6)?,
+        })
+    }
+
+    /// Makes `version` the one writes use by default. It must exist and not be deleted.
+    pub async fn activate(
+        &self,
+        schema_id: &SchemaId,
+        version: Version,
+    ) -> Result<SchemaVersionInfo> {
+        let mut client = self.service.client().await?;
+        let tx = client.transaction().await?;
+        let table = self.table();
+        let target = self.lock_version(&tx, schema_id, version).await?;
+        if target.is_active {
+            return Ok(target);
+        }
+        tx.execute(
+            &format!(
+                "UPDATE {table} SET is_active = false, updated_at = clock_timestamp()
+                 WHERE schema_id = $1 AND is_active"
+            ),
+            &[&schema_id.as_str()],
+        )
+        .await?;
+        let row = tx
+            .query_one(
+                &format!(
+                    "UPDATE {table} SET is_active = true, updated_at = clock_timestamp()
+                     WHERE schema_id = $1 AND schema_version = $2 RETURNING {INFO_COLUMNS}"
+                ),
+                &[&schema_id.as_str(), &version.to_string()],
+            )
+            .await?;
+        tx.commit().await?;
+        info_from_row(&row)
+    }
+
+    /// Soft-deletes a version: it stays readable but can no longer be written with. The active
+    /// version cannot be deleted; activate another one first.
+    pub async fn delete(
+        &self,
+        schema_id: &SchemaId,
+        version: Version,
+    ) -> Result<SchemaVersionInfo> {
+        let mut client = self.service.client().await?;
+        let tx = client.transaction().await?;
+        let target = self.lock_version(&tx, schema_id, version).await?;
+        if target.is_active {
+            return Err(Error::NotAllowed(format!(
+                "schema {schema_id} version {version} is active; activate another version before deleting it"
+            )));
+        }
+        let row = tx
+            .query_one(
+                &format!(
+                    "UPDATE {} SET deleted_at = clock_timestamp(), updated_at = clock_timestamp()
+                     WHERE schema_id = $1 AND schema_version = $2 RETURNING {INFO_COLUMNS}",
+                    self.table()
+                ),
+                &[&schema_id.as_str(), &version.to_string()],
+            )
+            .await?;
+        tx.commit().await?;
+        info_from_row(&row)
+    }
+
+    /// Locks a live (not deleted) version row for a state change.
+    async fn lock_version(
+        &self,
+        tx: &impl GenericClient,
+        schema_id: &SchemaId,
+        version: Version,
+    ) -> Result<SchemaVersionInfo> {
+        let row = tx
+            .query_opt(
+                &format!(
+                    "SELECT {INFO_COLUMNS} FROM {} WHERE schema_id = $1 AND schema_version = $2
+                     FOR UPDATE",
+                    self.table()
+                ),
+                &[&schema_id.as_str(), &version.to_string()],
+            )
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: format!("schema {schema_id} version {version}"),
+            })?;
+        let info = info_from_row(&row)?;
+        if info.deleted_at.is_some() {
+            return Err(Error::NotAllowed(format!(
+                "schema {schema_id} version {version} is deleted"
+            )));
+        }
+        Ok(info)
+    }
+
+    fn table(&self) -> String {
+        self.service.idents.fixed("schemas")
+    }
+}
+
+fn schema_id_from(row: &Row) -> Result<SchemaId> {
+    SchemaId::new(row.try_get::<_, String>(0)?).map_err(|e| Error::Corrupt(e.to_string()))
+}
+
+fn info_from_row(row: &Row) -> Result<SchemaVersionInfo> {
+    Ok(SchemaVersionInfo {
+        schema_id: schema_id_from(row)?,
+        schema_version: parse_stored(row.try_get(1)?)?,
+        is_active: row.try_get(2)?,
+        created_at: row.try_get(3)?,
+        updated_at: row.try_get(4)?,
+        deleted_at: row.try_get(5)?,
+    })
+}

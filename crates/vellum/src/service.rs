@@ -1,0 +1,238 @@
+//! A handle on one service: its registry, its reads, and units of work.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Object;
+use tokio_postgres::{Row, types::ToSql};
+use uuid::Uuid;
+use vellum_core::{SchemaId, ServiceName, Version};
+
+use crate::{
+    Entity, Error, HistoryEntry, Result, SchemaRegistry, Store, UnitOfWork, UowOptions,
+    entity::COLUMNS, sql::ServiceIdents,
+};
+
+/// First key of the per-service advisory lock ('VELL'); the second is the service's lock key.
+pub(crate) const STAMP_LOCK_CLASS: i32 = 0x5645_4c4c;
+
+/// Waits until every unit of work of the service that has taken its commit stamp has finished.
+/// Writers hold the lock shared from stamp to commit; taking it exclusively (and releasing it at
+/// once) is the barrier that makes an as-of read final.
+const STAMP_BARRIER: &str = "SELECT pg_advisory_lock($1, $2), pg_advisory_unlock($1, $2)";
+
+/// One service of a [`Store`]: everything it owns lives in its own PostgreSQL schema, and every
+/// request runs under its own PostgreSQL role.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub(crate) store: Store,
+    pub(crate) name: ServiceName,
+    pub(crate) idents: ServiceIdents,
+    pub(crate) lock_key: i32,
+}
+
+impl Service {
+    pub(crate) fn new(store: Store, name: ServiceName, lock_key: i32) -> Self {
+        let idents = ServiceIdents::new(&name);
+        Self {
+            store,
+            name,
+            idents,
+            lock_key,
+        }
+    }
+
+    /// The service name.
+    pub fn name(&self) -> &ServiceName {
+        &self.name
+    }
+
+    /// The schema repository of this service.
+    pub fn schemas(&self) -> SchemaRegistry<'_> {
+        SchemaRegistry::new(self)
+    }
+
+    /// Begins a unit of work on behalf of `actor` (recorded in the audit trail).
+    pub async fn begin(&self, actor: impl Into<String>) -> Result<UnitOfWork> {
+        self.begin_with(UowOptions::new(actor)).await
+    }
+
+    /// Begins a unit of work with a correlation id or metadata.
+    pub async fn begin_with(&self, options: UowOptions) -> Result<UnitOfWork> {
+        UnitOfWork::begin(self.clone(), options).await
+    }
+
+    /// The current version of an entity; [`Error::NotFound`] if it does not exist or is deleted.
+    pub async fn get(&self, schema_id: &SchemaId, entity_id: Uuid) -> Result<Entity> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM {} e WHERE e.entity_id = $1 AND e.is_active AND e.deleted_at IS NULL",
+            self.idents.entity_table(schema_id)
+        );
+        let rows = self.read(schema_id, &sql, &[&entity_id], false).await?;
+        one_entity(rows, schema_id, entity_id)
+    }
+
+    /// One version of an entity, whatever its state (superseded and deleted versions included).
+    pub async fn get_version(
+        &self,
+        schema_id: &SchemaId,
+        entity_id: Uuid,
+        version: &Version,
+    ) -> Result<Entity> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM {} e WHERE e.entity_id = $1 AND e.entity_version = $2",
+            self.idents.entity_table(schema_id)
+        );
+        let rows = self
+            .read(schema_id, &sql, &[&entity_id, &version.to_string()], false)
+            .await?;
+        rows.first()
+            .map(Entity::from_row)
+            .transpose()?
+            .ok_or_else(|| Error::NotFound {
+                what: format!("version {version} of entity {schema_id}/{entity_id}"),
+            })
+    }
+
+    /// The entity as it was at `as_of`: the latest version whose unit of work committed at or
+    /// before it, unless the entity was deleted by then.
+    ///
+    /// A read as of a time that is not in the future (by the database clock) is final: it waits
+    /// for the units of work that took their commit stamp before the read, so the same read
+    /// always returns the same version.
+    pub async fn get_as_of(
+        &self,
+        schema_id: &SchemaId,
+        entity_id: Uuid,
+        as_of: DateTime<Utc>,
+    ) -> Result<Entity> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM {} e WHERE e.entity_id = $1 AND e.created_at <= $2
+             ORDER BY e.revision DESC LIMIT 1",
+            self.idents.entity_table(schema_id)
+        );
+        let rows = self
+            .read(schema_id, &sql, &[&entity_id, &as_of], true)
+            .await?;
+        let entity = one_entity(rows, schema_id, entity_id)?;
+        match entity.deleted_at {
+            Some(deleted_at) if deleted_at <= as_of => Err(Error::NotFound {
+                what: format!("entity {schema_id}/{entity_id} (deleted at {deleted_at})"),
+            }),
+            _ => Ok(entity),
+        }
+    }
+
+    /// The current versions of many entities in one round trip, in the order of `entity_ids`;
+    /// missing and deleted ones are left out.
+    pub async fn get_many(&self, schema_id: &SchemaId, entity_ids: &[Uuid]) -> Result<Vec<Entity>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM {} e
+             WHERE e.entity_id = ANY($1) AND e.is_active AND e.deleted_at IS NULL",
+            self.idents.entity_table(schema_id)
+        );
+        let rows = self.read(schema_id, &sql, &[&entity_ids], false).await?;
+        let mut found = rows
+            .iter()
+            .map(Entity::from_row)
+            .collect::<Result<Vec<_>>>()?;
+        found.sort_by_key(|e| entity_ids.iter().position(|id| *id == e.entity_id));
+        Ok(found)
+    }
+
+    /// Every version of an entity, oldest first, with who wrote and who deleted it.
+    pub async fn history(
+        &self,
+        schema_id: &SchemaId,
+        entity_id: Uuid,
+    ) -> Result<Vec<HistoryEntry>> {
+        let sql = format!(
+            "SELECT {COLUMNS}, u.actor, u.correlation_id, e.deleted_uow_id, d.actor
+             FROM {} e
+             JOIN {uow} u ON u.uow_id = e.uow_id
+             LEFT JOIN {uow} d ON d.uow_id = e.deleted_uow_id
+             WHERE e.entity_id = $1 ORDER BY e.revision",
+            self.idents.entity_table(schema_id),
+            uow = self.idents.fixed("units_of_work"),
+        );
+        let rows = self.read(schema_id, &sql, &[&entity_id], false).await?;
+        if rows.is_empty() {
+            return Err(Error::NotFound {
+                what: format!("entity {schema_id}/{entity_id}"),
+            });
+        }
+        rows.iter()
+            .map(|row| {
+                Ok(HistoryEntry {
+                    entity: Entity::from_row(row)?,
+                    actor: row.try_get(11)?,
+                    correlation_id: row.try_get(12)?,
+                    deleted_uow_id: row.try_get(13)?,
+                    deleted_by: row.try_get(14)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Runs one read-only statement under the service role, in one round trip: `BEGIN; SET
+    /// LOCAL ROLE`, the optional stamp barrier, the statement and `COMMIT` are pipelined.
+    async fn read(
+        &self,
+        schema_id: &SchemaId,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        barrier: bool,
+    ) -> Result<Vec<Row>> {
+        let client = self.store.client().await?;
+        let stmt = match client.prepare_cached(sql).await {
+            Ok(stmt) => stmt,
+            Err(err) => return Err(self.map_read_error(err, schema_id)),
+        };
+        let barrier_stmt = if barrier {
+            Some(client.prepare_cached(STAMP_BARRIER).await?)
+        } else {
+            None
+        };
+        let begin = format!("BEGIN READ ONLY; {}", self.idents.set_role());
+        let barrier_fut = async {
+            match &barrier_stmt {
+                Some(stmt) => client
+                    .execute(stmt, &[&STAMP_LOCK_CLASS, &self.lock_key])
+                    .await
+                    .map(drop),
+                None => Ok(()),
+            }
+        };
+        let (begun, barrier_done, rows, committed) = tokio::join!(
+            client.batch_execute(&begin),
+            barrier_fut,
+            client.query(&stmt, params),
+            client.batch_execute("COMMIT"),
+        );
+        begun?;
+        barrier_done?;
+        let rows = rows.map_err(|err| self.map_read_error(err, schema_id))?;
+        committed?;
+        Ok(rows)
+    }
+
+    fn map_read_error(&self, err: tokio_postgres::Error, schema_id: &SchemaId) -> Error {
+        match crate::sql::db_error(&err) {
+            Some(("42P01", _)) => Error::NotFound {
+                what: format!("entity type {schema_id} in service {}", self.name),
+            },
+            _ => err.into(),
+        }
+    }
+
+    pub(crate) async fn client(&self) -> Result<Object> {
+        self.store.client().await
+    }
+}
+
+fn one_entity(rows: Vec<Row>, schema_id: &SchemaId, entity_id: Uuid) -> Result<Entity> {
+    rows.first()
+        .map(Entity::from_row)
+        .transpose()?
+        .ok_or_else(|| Error::NotFound {
+            what: format!("entity {schema_id}/{entity_id}"),
+        })
+}

@@ -1,0 +1,124 @@
+//! The one place where identifiers become SQL text.
+//!
+//! Every identifier vellum puts into SQL comes from a validated name ([`ServiceName`],
+//! [`SchemaId`]) and is quoted here; every value is a bound parameter. Nothing else in the crate
+//! formats SQL from input.
+
+use vellum_core::{SchemaId, ServiceName};
+
+/// vellum's own DDL, applied in order by [`crate::migrate`].
+pub(crate) const MIGRATIONS: &[(i32, &str, &str)] =
+    &[(1, "system schema", include_str!("sql/0001_system.sql"))];
+
+const SERVICE_DDL: &str = include_str!("sql/service.sql");
+const ENTITY_TABLE_DDL: &str = include_str!("sql/entity_table.sql");
+
+/// The version of [`SERVICE_DDL`] recorded in `vellum.services.ddl_version`.
+pub(crate) const SERVICE_DDL_VERSION: i32 = 1;
+
+/// Quotes an identifier that was validated by `vellum-core`. Validated names contain only
+/// `[a-z0-9_]`, so the quoting is belt and braces; it also keeps reserved words usable.
+fn quote(name: &str) -> String {
+    debug_assert!(
+        name.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    );
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The PostgreSQL objects of one service, with their identifiers quoted.
+#[derive(Debug, Clone)]
+pub(crate) struct ServiceIdents {
+    pub(crate) schema: String,
+    pub(crate) role: String,
+}
+
+impl ServiceIdents {
+    pub(crate) fn new(service: &ServiceName) -> Self {
+        Self {
+            schema: quote(service.as_str()),
+            role: quote(&role_name(service)),
+        }
+    }
+
+    /// `"service"."table"`, for one of the service's fixed tables.
+    pub(crate) fn fixed(&self, table: &str) -> String {
+        format!("{}.{}", self.schema, quote(table))
+    }
+
+    /// `"service"."schema_id"`: the table of an entity type.
+    pub(crate) fn entity_table(&self, schema_id: &SchemaId) -> String {
+        format!("{}.{}", self.schema, quote(schema_id.as_str()))
+    }
+
+    pub(crate) fn service_ddl(&self) -> String {
+        SERVICE_DDL
+            .replace("{schema}", &self.schema)
+            .replace("{role}", &self.role)
+    }
+
+    pub(crate) fn entity_table_ddl(&self, schema_id: &SchemaId) -> String {
+        ENTITY_TABLE_DDL
+            .replace("{table}", &self.entity_table(schema_id))
+            .replace("{schema}", &self.schema)
+            .replace("{role}", &self.role)
+    }
+
+    /// `SET LOCAL ROLE` for requests of this service: a bug in vellum cannot reach another
+    /// service's tables, and the service role cannot rewrite history.
+    pub(crate) fn set_role(&self) -> String {
+        format!("SET LOCAL ROLE {}", self.role)
+    }
+}
+
+/// The PostgreSQL role of a service. Roles are cluster-wide: services of the same name in two
+/// databases of one cluster share the role, which holds no privileges outside those schemas.
+pub(crate) fn role_name(service: &ServiceName) -> String {
+    format!("vellum_svc_{}", service.as_str())
+}
+
+/// `CREATE ROLE` for a service role, quoted here like every identifier.
+pub(crate) fn create_role(service: &ServiceName) -> String {
+    format!("CREATE ROLE {} NOLOGIN", quote(&role_name(service)))
+}
+
+/// `GRANT role TO CURRENT_USER`, so a non-superuser owner can `SET ROLE` to it.
+pub(crate) fn grant_role_to_owner(service: &ServiceName) -> String {
+    format!("GRANT {} TO CURRENT_USER", quote(&role_name(service)))
+}
+
+/// SQLSTATEs vellum gives meaning to.
+pub(crate) mod state {
+    /// Raised by vellum's guards: a change to immutable history.
+    pub(crate) const IMMUTABLE: &str = "VL001";
+    /// Raised by `vellum.expect_changed`: a write found nothing to change.
+    pub(crate) const CONFLICT: &str = "VL002";
+}
+
+/// The SQLSTATE and constraint name of a database error, if it came from the server.
+pub(crate) fn db_error(err: &tokio_postgres::Error) -> Option<(&str, Option<&str>)> {
+    err.as_db_error().map(|e| (e.code().code(), e.constraint()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entity_table_is_quoted_and_schema_qualified() {
+        let ids = ServiceIdents::new(&ServiceName::new("orders").unwrap());
+        let table = ids.entity_table(&SchemaId::new("sales_order").unwrap());
+        assert_eq!(table, "\"orders\".\"sales_order\"");
+        assert_eq!(ids.set_role(), "SET LOCAL ROLE \"vellum_svc_orders\"");
+    }
+
+    #[test]
+    fn templates_leave_no_placeholder_behind() {
+        let ids = ServiceIdents::new(&ServiceName::new("billing").unwrap());
+        let ddl = ids.service_ddl() + &ids.entity_table_ddl(&SchemaId::new("invoice").unwrap());
+        for placeholder in ["{schema}", "{role}", "{table}"] {
+            assert!(!ddl.contains(placeholder), "{placeholder} left in DDL");
+        }
+        assert!(ddl.contains("\"billing\".\"invoice\""));
+    }
+}

@@ -1,0 +1,25 @@
+-- The table of one entity type: one row per entity version, never updated in its data, never deleted.
+CREATE TABLE {table} (
+    entity_id      uuid NOT NULL,
+    revision       bigint NOT NULL CHECK (revision > 0),
+    entity_version text NOT NULL,
+    schema_id      text NOT NULL,
+    schema_version text NOT NULL,
+    payload        jsonb NOT NULL,
+    created_at     timestamptz NOT NULL,
+    updated_at     timestamptz NOT NULL,
+    deleted_at     timestamptz,
+    deleted_uow_id uuid REFERENCES {schema}.units_of_work (uow_id),
+    is_active      boolean NOT NULL DEFAULT true,
+    uow_id         uuid NOT NULL REFERENCES {schema}.units_of_work (uow_id),
+    PRIMARY KEY (entity_id, revision),
+    FOREIGN KEY (schema_id, schema_version) REFERENCES {schema}.schemas (schema_id, schema_version),
+    CHECK ((deleted_at IS NULL) = (deleted_uow_id IS NULL))
+);
+CREATE UNIQUE INDEX ON {table} (entity_id) WHERE is_active;
+CREATE TRIGGER entity_versions_immutable BEFORE UPDATE OR DELETE ON {table}
+    FOR EACH ROW EXECUTE FUNCTION vellum.guard_entity_version();
+CREATE TRIGGER entity_versions_no_truncate BEFORE TRUNCATE ON {table}
+    FOR EACH STATEMENT EXECUTE FUNCTION vellum.guard_append_only();
+GRANT SELECT, INSERT ON {table} TO {role};
+GRANT UPDATE (is_active, updated_at, deleted_at, deleted_uow_id) ON {table} TO {role};

@@ -1,0 +1,229 @@
+//! The store: a connection pool, vellum's own DDL, and the cache of compiled schemas.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+};
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use serde::Serialize;
+use tokio_postgres::NoTls;
+use vellum_core::{CompiledSchema, SchemaId, ServiceName, Version, schema::SchemaLimits};
+
+use crate::{
+    Error, Result, RunningCluster, Service, migrate,
+    sql::{self, ServiceIdents},
+};
+
+/// Settings of a [`Store`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StoreOptions {
+    /// Maximum number of pooled connections (default 16).
+    pub pool_size: usize,
+    /// Limits applied to schema definitions when they are registered and compiled.
+    pub schema_limits: SchemaLimits,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            pool_size: 16,
+            schema_limits: SchemaLimits::default(),
+        }
+    }
+}
+
+/// A vellum database: the entry point of the library.
+///
+/// Cheap to clone (all clones share one pool). Open it on any PostgreSQL 13+ with
+/// [`Store::connect`], or on the embedded cluster with [`Store::open_embedded`].
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    options: StoreOptions,
+    /// Schema versions are immutable, so a compiled validator is valid forever.
+    validators: RwLock<HashMap<(ServiceName, SchemaId, Version), Arc<CompiledSchema>>>,
+    /// Kept so an embedded cluster started by this process stops when the last clone drops.
+    _cluster: Option<RunningCluster>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("pool", &self.inner.pool.status())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A provisioned service, as listed by [`Store::services`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceInfo {
+    /// The service name, also the name of its PostgreSQL schema.
+    pub name: ServiceName,
+    /// The PostgreSQL role its requests run under.
+    pub role: String,
+    /// When it was provisioned.
+    pub created_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Connects to PostgreSQL, checks that it answers, and applies vellum's own migrations.
+    pub async fn connect(config: tokio_postgres::Config, options: StoreOptions) -> Result<Store> {
+        Self::build(config, options, None).await
+    }
+
+    /// Opens the store on an embedded cluster; if this process started the cluster, it stops
+    /// when the last clone of the store is dropped.
+    pub async fn open_embedded(cluster: RunningCluster, options: StoreOptions) -> Result<Store> {
+        Self::build(cluster.config(), options, Some(cluster)).await
+    }
+
+    async fn build(
+        config: tokio_postgres::Config,
+        options: StoreOptions,
+        cluster: Option<RunningCluster>,
+    ) -> Result<Store> {
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::NotAllowed(format!("invalid pool settings: {e}")))?;
+        let mut client = pool.get().await?;
+        migrate::run(&mut client).await?;
+        drop(client);
+        Ok(Store {
+            inner: Arc::new(Inner {
+                pool,
+                options,
+                validators: RwLock::default(),
+                _cluster: cluster,
+            }),
+        })
+    }
+
+    pub(crate) async fn client(&self) -> Result<Object> {
+        Ok(self.inner.pool.get().await?)
+    }
+
+    pub(crate) fn schema_limits(&self) -> &SchemaLimits {
+        &self.inner.options.schema_limits
+    }
+
+    /// Provisions a service: its PostgreSQL schema, its role, and its fixed tables.
+    pub async fn create_service(&self, name: &ServiceName) -> Result<ServiceInfo> {
+        let mut client = self.client().await?;
+        // Roles are cluster-wide and may exist from another database; create outside the
+        // transaction so a concurrent creator does not abort it.
+        if let Err(err) = client.batch_execute(&sql::create_role(name)).await {
+            match sql::db_error(&err) {
+                // duplicate_object, or the unique index of pg_authid under a race
+                Some(("42710" | "23505", _)) => {}
+                _ => return Err(err.into()),
+            }
+        }
+        let idents = ServiceIdents::new(name);
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_opt(
+                "INSERT INTO vellum.services (name, role_name, ddl_version) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO NOTHING RETURNING created_at",
+                &[
+                    &name.as_str(),
+                    &sql::role_name(name),
+                    &sql::SERVICE_DDL_VERSION,
+                ],
+            )
+            .await?
+            .ok_or_else(|| Error::AlreadyExists {
+                what: format!("service {name}"),
+            })?;
+        tx.batch_execute(&sql::grant_role_to_owner(name)).await?;
+        if let Err(err) = tx.batch_execute(&idents.service_ddl()).await {
+            return Err(match sql::db_error(&err) {
+                Some(("42P06", _)) => Error::AlreadyExists {
+                    what: format!("PostgreSQL schema {name} (not a vellum service)"),
+                },
+                _ => err.into(),
+            });
+        }
+        tx.commit().await?;
+        Ok(ServiceInfo {
+            name: name.clone(),
+            role: sql::role_name(name),
+            created_at: row.get(0),
+        })
+    }
+
+    /// Every provisioned service, by name.
+    pub async fn services(&self) -> Result<Vec<ServiceInfo>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT name, role_name, created_at FROM vellum.services ORDER BY name",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ServiceInfo {
+                    name: ServiceName::new(row.get::<_, String>(0))
+                        .map_err(|e| Error::Corrupt(e.to_string()))?,
+                    role: row.get(1),
+                    created_at: row.get(2),
+                })
+            })
+            .collect()
+    }
+
+    /// A handle on one provisioned service; [`Error::NotFound`] if it was never created.
+    pub async fn service(&self, name: &ServiceName) -> Result<Service> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT lock_key FROM vellum.services WHERE name = $1",
+                &[&name.as_str()],
+            )
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: format!("service {name}"),
+            })?;
+        Ok(Service::new(self.clone(), name.clone(), row.get(0)))
+    }
+
+    pub(crate) fn cached_validator(
+        &self,
+        key: &(ServiceName, SchemaId, Version),
+    ) -> Option<Arc<CompiledSchema>> {
+        self.inner
+            .validators
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    pub(crate) fn cache_validator(
+        &self,
+        key: (ServiceName, SchemaId, Version),
+        schema: Arc<CompiledSchema>,
+    ) {
+        self.inner
+            .validators
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, schema);
+    }
+}

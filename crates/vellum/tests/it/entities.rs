@@ -1,0 +1,361 @@
+//! Entity versions: the version sequence, reads, history, deletion, validation.
+
+use serde_json::json;
+use uuid::Uuid;
+use vellum::{Error, WriteOptions};
+
+use crate::fixtures::{Fixture, id, order_schema, v};
+
+#[tokio::test]
+async fn entity_versions_follow_the_schema_versions_they_are_written_under() {
+    let f = Fixture::new().await;
+    let order = id("sales_order");
+    let registry = f.service.schemas();
+
+    let mut uow = f.service.begin("alice").await.unwrap();
+    let created = uow
+        .create(&order, json!({"customer": "ACME"}), WriteOptions::default())
+        .await
+        .unwrap();
+    uow.commit().await.unwrap();
+    let entity_id = created.entity_id;
+    assert_eq!(entity_id.get_version_num(), 7, "new ids are UUIDv7");
+
+    let mut expected = vec![("1.0.0", "1.0.0")];
+    let write = async |total: u32| {
+        let mut uow = f.service.begin("bob").await.unwrap();
+        let current = f.service.get(&order, entity_id).await.unwrap();
+        let staged = uow
+            .update(
+                &order,
+                entity_id,
+                json!({"customer": "ACME", "total": total}),
+                WriteOptions::expect(current.entity_version),
+            )
+            .await
+            .unwrap();
+        uow.commit().await.unwrap();
+        staged
+    };
+    // Same schema version: patch bumps.
+    for total in [1, 2] {
+        write(total).await;
+    }
+    expected.extend([("1.0.1", "1.0.0"), ("1.0.2", "1.0.0")]);
+    // A new patch of the schema: minor bump.
+    registry
+        .register(&order, v("1.0.1"), order_schema(), true)
+        .await
+        .unwrap();
+    write(3).await;
+    write(4).await;
+    expected.extend([("1.1.0", "1.0.1"), ("1.1.1", "1.0.1")]);
+    // A new minor of the schema: minor bump.
+    registry
+        .register(&order, v("1.1.0"), order_schema(), true)
+        .await
+        .unwrap();
+    write(5).await;
+    expected.push(("1.2.0", "1.1.0"));
+    // A new major: major bump.
+    registry
+        .register(&order, v("2.0.0"), order_schema(), true)
+        .await
+        .unwrap();
+    write(6).await;
+    write(7).await;
+    expected.extend([("2.0.0", "2.0.0"), ("2.0.1", "2.0.0")]);
+
+    let history = f.service.history(&order, entity_id).await.unwrap();
+    let seen: Vec<_> = history
+        .iter()
+        .map(|h| {
+            (
+                h.entity.entity_version.to_string(),
+                h.entity.schema_version.to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<_> = expected
+        .iter()
+        .map(|(e, s)| (e.to_string(), s.to_string()))
+        .collect();
+    assert_eq!(seen, expected);
+    let revisions: Vec<i64> = history.iter().map(|h| h.entity.revision).collect();
+    assert_eq!(revisions, (1..=8).collect::<Vec<_>>());
+    assert_eq!(history.iter().filter(|h| h.entity.is_active).count(), 1);
+    assert!(history.last().unwrap().entity.is_active);
+    assert_eq!(history[0].actor, "alice");
+    assert_eq!(history[1].actor, "bob");
+
+    // Every version stays readable by its version number.
+    let old = f
+        .service
+        .get_version(&order, entity_id, &v("1.0.1"))
+        .await
+        .unwrap();
+    assert_eq!(old.payload, json!({"customer": "ACME", "total": 1}));
+    assert!(!old.is_active);
+    assert_eq!(
+        f.service.get(&order, entity_id).await.unwrap().payload["total"],
+        7
+    );
+}
+
+#[tokio::test]
+async fn writes_may_name_an_older_schema_version_of_the_active_major_only() {
+    let f = Fixture::new().await;
+    let order = id("sales_order");
+    let mut strict = order_schema();
+    strict["required"] = json!(["customer", "total"]);
+    f.service
+        .schemas()
+        .register(&order, v("1.1.0"), strict, true)
+        .await
+        .unwrap();
+
+    let mut uow = f.service.begin("alice").await.unwrap();
+    let err = uow
+        .create(&order, json!({"customer": "x"}), WriteOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Validation { .. }), "{err}");
+    drop(uow);
+
+    let mut uow = f.service.begin("alice").await.unwrap();
+    let staged = uow
+        .create(
+            &order,
+            json!({"customer": "x"}),
+            WriteOptions::default().under_schema(v("1.0.0")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(staged.schema_version, v("1.0.0"));
+    uow.commit().await.unwrap();
+
+    f.service
+        .schemas()
+        .register(&order, v("2.0.0"), order_schema(), true)
+        .await
+        .unwrap();
+    let mut uow = f.service.begin("alice").await.unwrap();
+    let err = uow
+        .create(
+            &order,
+            json!({"customer": "x"}),
+            WriteOptions::default().under_schema(v("1.0.0")),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::NotAllowed(m) if m.contains("major")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn invalid_documents_are_rejected_with_every_violation() {
+    let f = Fixture::new().await;
+    let order = id("sales_order");
+    let mut uow = f.service.begin("alice").await.unwrap();
+    let err = uow
+        .create(
+            &order,
+            json!({"total": -5, "lines": [{"sku": "a", "qty": 1}, {"sku": 7, "qty": 0}]}),
+            WriteOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    let Error::Validation {
+        schema_id,
+        schema_version,
+        violations,
+    } = err
+    else {
+        panic!("expected a validation error, got {err}");
+    };
+    assert_eq!(
+        (schema_id.as_str(), schema_version),
+        ("sales_order", v("1.0.0"))
+    );
+    let found: Vec<(&str, &str)> = violations
+        .iter()
+        .map(|v| (v.pointer.as_str(), v.keyword.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("", "required"),
+            ("/lines/1/qty", "minimum"),
+            ("/lines/1/sku", "type"),
+            ("/total", "minimum")
+        ]
+    );
+    // The unit of work is failed: it can only be dropped, and nothing was written.
+    let refused = uow.commit().await.unwrap_err();
+    assert!(
+        matches!(refused, Error::UnitOfWorkFailed { .. }),
+        "{refused}"
+    );
+    let admin = f.admin().await;
+    let count: i64 = admin
+        .query_one("SELECT count(*) FROM orders.sales_order", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 0);
+}
+
+#[tokio::test]
+async fn delete_hides_the_entity_but_keeps_every_version_and_undelete_brings_it_back() {
+    let f = Fixture::new().await;
+    let order = id("sales_order");
+    let mut uow = f.service.begin("alice").await.unwrap();
+    let created = uow
+        .create(&order, json!({"customer": "ACME"}), WriteOptions::default())
+        .await
+        .unwrap();
+    uow.commit().await.unwrap();
+    let entity_id = created.entity_id;
+
+    let mut uow = f.service.begin("carol").await.unwrap();
+    uow.delete(&order, entity_id, Some(v("1.0.0")))
+        .await
+        .unwrap();
+    let deleted = uow.commit().await.unwrap();
+    assert_eq!(deleted.entities[0].deleted_at, Some(deleted.committed_at));
+
+    assert!(matches!(
+        f.service.get(&order, entity_id).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(
+        f.service
+            .get_many(&order, &[entity_id])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let mut uow = f.service.begin("bob").await.unwrap();
+    let err = uow
+        .update(
+            &order,
+            entity_id,
+            json!({"customer": "x"}),
+            WriteOptions::default(),
+        )
+        .await;
+    assert!(matches!(err, Err(Error::NotFound { .. })));
+    drop(uow);
+
+    let history = f.service.history(&order, entity_id).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].deleted_by.as_deref(), Some("carol"));
+    assert_eq!(history[0].deleted_uow_id, Some(deleted.uow_id));
+
+    let mut uow = f.service.begin("dave").await.unwrap();
+    let restored = uow.undelete(&order, entity_id).await.unwrap();
+    assert_eq!(
+        (restored.revision, restored.entity_version),
+        (2, v("1.0.1"))
+    );
+    uow.commit().await.unwrap();
+    let current = f.service.get(&order, entity_id).await.unwrap();
+    assert_eq!(current.payload, json!({"customer": "ACME"}));
+    assert_eq!(current.deleted_at, None);
+
+    let mut uow = f.service.begin("dave").await.unwrap();
+    let err = uow.undelete(&order, entity_id).await.unwrap_err();
+    assert!(matches!(err, Error::NotAllowed(_)), "{err}");
+}
+
+#[tokio::test]
+async fn get_many_returns_live_entities_in_the_order_asked() {
+    let f = Fixture::new().await;
+    let order = id("sales_order");
+    let mut uow = f.service.begin("alice").await.unwrap();
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let staged = uow
+            .create(
+                &order,
+                json!({"customer": format!("c{n}")}),
+                WriteOptions::default(),
+            )
+            .await
+            .unwrap();
+        ids.push(staged.entity_id);
+    }
+    drop(uow);
+    assert!(
+        f.service.get_many(&order, &ids).await.unwrap().is_empty(),
+        "dropped unit of work wrote nothing"
+    );
+
+    let mut uow = f.service.begin("alice").await.unwrap();
+    for (n, entity_id) in ids.iter().enumerate() {
+        let options = WriteOptions::with_id(*entity_id);
+        uow.create(&order, json!({"customer": format!("c{n}")}), options)
+            .await
+            .unwrap();
+    }
+    uow.commit().await.unwrap();
+    let mut uow = f.service.begin("alice").await.unwrap();
+    uow.delete(&order, ids[4], None).await.unwrap();
+    uow.commit().await.unwrap();
+
+    let asked = [ids[3], Uuid::now_v7(), ids[0], ids[4], ids[2]];
+    let found = f.service.get_many(&order, &asked).await.unwrap();
+    let customers: Vec<&str> = found
+        .iter()
+        .map(|e| e.payload["customer"].as_str().unwrap())
+        .collect();
+    assert_eq!(customers, ["c3", "c0", "c2"]);
+}
+
+#[tokio::test]
+async fn creating_an_existing_id_or_an_unknown_type_fails_clearly() {
+    let f = Fixture::new().await;
+    let order = id("sales_order");
+    let entity_id = Uuid::now_v7();
+    let mut uow = f.service.begin("alice").await.unwrap();
+    uow.create(
+        &order,
+        json!({"customer": "a"}),
+        WriteOptions::with_id(entity_id),
+    )
+    .await
+    .unwrap();
+    uow.commit().await.unwrap();
+
+    let mut uow = f.service.begin("alice").await.unwrap();
+    uow.create(
+        &order,
+        json!({"customer": "b"}),
+        WriteOptions::with_id(entity_id),
+    )
+    .await
+    .unwrap();
+    let err = uow.commit().await.unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
+    assert_eq!(
+        f.service.get(&order, entity_id).await.unwrap().payload["customer"],
+        "a"
+    );
+
+    let mut uow = f.service.begin("alice").await.unwrap();
+    let err = uow
+        .create(&id("invoice"), json!({}), WriteOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::NotFound { what } if what.contains("invoice")),
+        "{err}"
+    );
+    let err = f.service.get(&id("invoice"), entity_id).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::NotFound { what } if what.contains("invoice")),
+        "{err}"
+    );
+}

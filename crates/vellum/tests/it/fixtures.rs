@@ -1,0 +1,79 @@
+//! Shared set-up for the store tests: a fresh database, a service, and an entity type.
+
+use serde_json::{Value, json};
+use vellum::{SchemaId, Service, ServiceName, Store, StoreOptions, Version};
+
+use crate::support::TestDb;
+
+pub(crate) struct Fixture {
+    pub(crate) db: TestDb,
+    pub(crate) store: Store,
+    pub(crate) service: Service,
+}
+
+pub(crate) fn v(text: &str) -> Version {
+    text.parse().unwrap()
+}
+
+pub(crate) fn id(text: &str) -> SchemaId {
+    SchemaId::new(text).unwrap()
+}
+
+/// The order schema most tests use: customer required, optional total and lines.
+pub(crate) fn order_schema() -> Value {
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "required": ["customer"],
+        "properties": {
+            "customer": {"type": "string", "minLength": 1},
+            "total": {"type": "number", "minimum": 0},
+            "lines": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["sku", "qty"],
+                    "properties": {"sku": {"type": "string"}, "qty": {"type": "integer", "minimum": 1}}
+                }
+            }
+        }
+    })
+}
+
+impl Fixture {
+    /// A fresh database with service `orders` and `sales_order` 1.0.0 registered.
+    pub(crate) async fn new() -> Fixture {
+        let fixture = Self::empty().await;
+        fixture
+            .service
+            .schemas()
+            .register(&id("sales_order"), v("1.0.0"), order_schema(), false)
+            .await
+            .unwrap();
+        fixture
+    }
+
+    /// A fresh database with service `orders` and no schema.
+    pub(crate) async fn empty() -> Fixture {
+        let db = TestDb::new().await;
+        let store = Store::connect(db.config(), StoreOptions::default())
+            .await
+            .unwrap();
+        let name = ServiceName::new("orders").unwrap();
+        store.create_service(&name).await.unwrap();
+        let service = store.service(&name).await.unwrap();
+        Fixture { db, store, service }
+    }
+
+    /// A plain connection as the database owner, for what a user could do by hand.
+    pub(crate) async fn admin(&self) -> tokio_postgres::Client {
+        let (client, connection) = self
+            .db
+            .config()
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+    }
+}

@@ -1,0 +1,194 @@
+//! The schema repository: registration rules, activation, soft delete, immutability.
+
+use serde_json::json;
+use vellum::Error;
+
+use crate::fixtures::{Fixture, id, order_schema, v};
+
+#[tokio::test]
+async fn first_version_is_active_and_later_ones_only_when_asked() {
+    let f = Fixture::new().await;
+    let registry = f.service.schemas();
+    let order = id("sales_order");
+
+    let mut relaxed = order_schema();
+    relaxed["properties"]["note"] = json!({"type": "string"});
+    let second = registry
+        .register(&order, v("1.1.0"), relaxed.clone(), false)
+        .await
+        .unwrap();
+    assert!(!second.info.is_active);
+    assert_eq!(
+        registry
+            .get(&order, None, false)
+            .await
+            .unwrap()
+            .info
+            .schema_version,
+        v("1.0.0")
+    );
+
+    registry
+        .register(&order, v("1.2.0"), relaxed, true)
+        .await
+        .unwrap();
+    let versions = registry.versions(&order).await.unwrap();
+    let states: Vec<_> = versions
+        .iter()
+        .map(|i| (i.schema_version.to_string(), i.is_active))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("1.0.0".to_string(), false),
+            ("1.1.0".to_string(), false),
+            ("1.2.0".to_string(), true)
+        ]
+    );
+
+    let list = registry.list().await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].active_version, Some(v("1.2.0")));
+    assert_eq!(list[0].versions, 3);
+
+    // Activation moves the active flag, and the definition reads back unchanged.
+    registry.activate(&order, v("1.0.0")).await.unwrap();
+    let active = registry.get(&order, None, false).await.unwrap();
+    assert_eq!(active.info.schema_version, v("1.0.0"));
+    assert_eq!(active.definition, order_schema());
+}
+
+#[tokio::test]
+async fn versions_must_grow_within_their_major_and_never_repeat() {
+    let f = Fixture::new().await;
+    let registry = f.service.schemas();
+    let order = id("sales_order");
+    registry
+        .register(&order, v("1.3.0"), order_schema(), false)
+        .await
+        .unwrap();
+    registry
+        .register(&order, v("2.0.0"), order_schema(), false)
+        .await
+        .unwrap();
+
+    let lower = registry
+        .register(&order, v("1.2.9"), order_schema(), false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&lower, Error::NotAllowed(m) if m.contains("lower than 1.3.0")),
+        "{lower}"
+    );
+    let again = registry
+        .register(&order, v("1.3.0"), order_schema(), false)
+        .await
+        .unwrap_err();
+    assert!(matches!(again, Error::AlreadyExists { .. }), "{again}");
+    // A higher patch of an older major is fine: it is greater than everything in major 1.
+    registry
+        .register(&order, v("1.3.1"), order_schema(), false)
+        .await
+        .unwrap();
+    assert_eq!(registry.versions(&order).await.unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn invalid_definitions_are_refused_and_nothing_is_registered() {
+    let f = Fixture::empty().await;
+    let registry = f.service.schemas();
+    let thing = id("thing");
+    let cases = [
+        json!({"type": 12}),
+        json!({"type": "object", "properties": {"a": {"$ref": "https://example.com/a.json"}}}),
+        json!({"$schema": "http://json-schema.org/draft-07/schema#", "type": "object"}),
+        json!("not an object"),
+    ];
+    for definition in cases {
+        let err = registry
+            .register(&thing, v("1.0.0"), definition.clone(), false)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidInput(_)), "{definition}: {err}");
+    }
+    assert!(matches!(
+        registry.versions(&thing).await.unwrap_err(),
+        Error::NotFound { .. }
+    ));
+    assert!(registry.list().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn soft_deleted_versions_stay_readable_but_cannot_be_used() {
+    let f = Fixture::new().await;
+    let registry = f.service.schemas();
+    let order = id("sales_order");
+    registry
+        .register(&order, v("1.1.0"), order_schema(), false)
+        .await
+        .unwrap();
+
+    let refused = registry.delete(&order, v("1.0.0")).await.unwrap_err();
+    assert!(
+        matches!(&refused, Error::NotAllowed(m) if m.contains("is active")),
+        "{refused}"
+    );
+
+    let deleted = registry.delete(&order, v("1.1.0")).await.unwrap();
+    assert!(deleted.deleted_at.is_some());
+    assert!(matches!(
+        registry.get(&order, Some(v("1.1.0")), false).await,
+        Err(Error::NotFound { .. })
+    ));
+    let read = registry.get(&order, Some(v("1.1.0")), true).await.unwrap();
+    assert_eq!(read.definition, order_schema());
+    assert!(matches!(
+        registry.activate(&order, v("1.1.0")).await,
+        Err(Error::NotAllowed(_))
+    ));
+
+    let mut uow = f.service.begin("alice").await.unwrap();
+    let options = vellum::WriteOptions::default().under_schema(v("1.1.0"));
+    let err = uow
+        .create(&order, json!({"customer": "ACME"}), options)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::NotAllowed(m) if m.contains("deleted")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_database_refuses_to_change_or_delete_a_definition() {
+    let f = Fixture::new().await;
+    let admin = f.admin().await;
+    let update = admin
+        .execute(
+            "UPDATE orders.schemas SET schema_definition = '{}' WHERE schema_id = 'sales_order'",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(update.code().unwrap().code(), "VL001", "{update}");
+    let delete = admin
+        .execute("DELETE FROM orders.schemas", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(delete.code().unwrap().code(), "VL001", "{delete}");
+    let truncate = admin
+        .batch_execute("TRUNCATE orders.schemas CASCADE")
+        .await
+        .unwrap_err();
+    assert_eq!(truncate.code().unwrap().code(), "VL001", "{truncate}");
+
+    let registry = f.service.schemas();
+    assert_eq!(
+        registry
+            .get(&id("sales_order"), None, false)
+            .await
+            .unwrap()
+            .definition,
+        order_schema()
+    );
+}
