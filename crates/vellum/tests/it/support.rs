@@ -42,6 +42,39 @@ impl TestDb {
     pub(crate) fn config(&self) -> Config {
         self.config.clone()
     }
+
+    /// The fresh database as a URL, for programs that take `DATABASE_URL` (the CLI tests).
+    pub(crate) fn url(&self) -> String {
+        use tokio_postgres::config::Host;
+        let encode = |text: &str| {
+            text.bytes()
+                .map(|b| match b {
+                    b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect::<String>()
+        };
+        let config = &self.config;
+        let user = encode(config.get_user().unwrap_or("postgres"));
+        let password = config
+            .get_password()
+            .map(|p| format!(":{}", encode(&String::from_utf8_lossy(p))))
+            .unwrap_or_default();
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let db = encode(&self.name);
+        match config.get_hosts().first() {
+            Some(Host::Unix(dir)) => format!(
+                "postgresql://{user}{password}@/{db}?host={}&port={port}",
+                encode(&dir.to_string_lossy())
+            ),
+            Some(Host::Tcp(host)) => {
+                format!("postgresql://{user}{password}@{}:{port}/{db}", encode(host))
+            }
+            None => format!("postgresql://{user}{password}@localhost:{port}/{db}"),
+        }
+    }
 }
 
 impl Drop for TestDb {

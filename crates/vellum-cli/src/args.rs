@@ -1,0 +1,285 @@
+//! The command line, as clap parses it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use uuid::Uuid;
+use vellum::{SchemaId, ServiceName, Version};
+
+/// vellum: a document store with strict schema governance on PostgreSQL.
+///
+/// Every document belongs to an entity type whose shape is a versioned JSON Schema. Every write
+/// is validated and appends a new immutable version, so any earlier state can be read back.
+///
+/// Without --database-url, vellum uses an embedded PostgreSQL cluster in the data directory
+/// (created on first use with the system's initdb; reused while it runs; stopped when the
+/// command that started it exits, unless started with `vellum db start`).
+///
+/// Data goes to stdout as JSON; errors go to stderr. Exit codes: 0 success, 1 other error,
+/// 2 bad usage, 3 not found, 4 conflict (stale version, already exists, not allowed),
+/// 5 invalid input (document, schema, name, version).
+#[derive(Debug, Parser)]
+#[command(name = "vellum", version, max_term_width = 100)]
+pub(crate) struct Cli {
+    /// PostgreSQL to use instead of the embedded cluster (postgres://user@host:port/db).
+    #[arg(long, global = true, env = "DATABASE_URL", conflicts_with = "data_dir")]
+    pub(crate) database_url: Option<String>,
+
+    /// Data directory of the embedded cluster.
+    #[arg(
+        long,
+        global = true,
+        env = "VELLUM_DATA_DIR",
+        default_value = ".vellum"
+    )]
+    pub(crate) data_dir: PathBuf,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Manage the embedded PostgreSQL cluster.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Provision and list services (each owns a PostgreSQL schema and role).
+    #[command(subcommand)]
+    Service(ServiceCommand),
+    /// Register, inspect, activate and soft-delete schema versions.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
+    /// Create, read, update, delete entities and read their history.
+    #[command(subcommand)]
+    Entity(EntityCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DbCommand {
+    /// Create the cluster if needed and start it; it keeps running until `vellum db stop`.
+    Start,
+    /// Stop the cluster (fast shutdown: open transactions roll back, then a clean checkpoint).
+    Stop,
+    /// Show whether the cluster exists and runs.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ServiceCommand {
+    /// Provision a service: its schema, role and fixed tables.
+    Create {
+        /// Service name: [a-z][a-z0-9_]{0,47}.
+        name: ServiceName,
+    },
+    /// List the provisioned services.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SchemaCommand {
+    /// Register a new schema version (JSON Schema draft 2020-12).
+    ///
+    /// The first version of a schema id becomes active and creates the entity table; later
+    /// versions become active only with --activate. A new version must be greater than every
+    /// version already registered in its major line.
+    Register {
+        /// The service.
+        service: ServiceName,
+        /// The entity type: [a-z][a-z0-9_]{0,47}.
+        schema_id: SchemaId,
+        /// MAJOR.MINOR.PATCH.
+        version: Version,
+        /// The definition, a JSON file; - reads standard input.
+        #[arg(long, short)]
+        file: PathBuf,
+        /// Make this version the one writes use.
+        #[arg(long)]
+        activate: bool,
+    },
+    /// List the entity types of a service with their active version.
+    List {
+        /// The service.
+        service: ServiceName,
+    },
+    /// List every version of a schema, soft-deleted ones included.
+    Versions {
+        /// The service.
+        service: ServiceName,
+        /// The entity type.
+        schema_id: SchemaId,
+    },
+    /// Show a schema version with its definition (the active one if no version is given).
+    Show {
+        /// The service.
+        service: ServiceName,
+        /// The entity type.
+        schema_id: SchemaId,
+        /// MAJOR.MINOR.PATCH; the active version if omitted.
+        version: Option<Version>,
+        /// Also show a soft-deleted version.
+        #[arg(long)]
+        include_deleted: bool,
+    },
+    /// Make a version the one writes use.
+    Activate(SchemaVersionArgs),
+    /// Soft-delete a version: it stays readable but can no longer be written with.
+    Delete(SchemaVersionArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SchemaVersionArgs {
+    /// The service.
+    pub(crate) service: ServiceName,
+    /// The entity type.
+    pub(crate) schema_id: SchemaId,
+    /// MAJOR.MINOR.PATCH.
+    pub(crate) version: Version,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EntityRef {
+    /// The service.
+    pub(crate) service: ServiceName,
+    /// The entity type.
+    pub(crate) schema_id: SchemaId,
+    /// The entity id (a UUID).
+    pub(crate) id: Uuid,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Actor {
+    /// Who makes the change, recorded in the audit trail.
+    #[arg(long, env = "VELLUM_ACTOR", default_value = "vellum-cli")]
+    pub(crate) actor: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EntityCommand {
+    /// Create an entity from a JSON document; prints the stored version.
+    Create {
+        /// The service.
+        service: ServiceName,
+        /// The entity type.
+        schema_id: SchemaId,
+        /// The document, a JSON file; - reads standard input.
+        #[arg(long, short)]
+        file: PathBuf,
+        /// Use this entity id instead of a new UUIDv7.
+        #[arg(long)]
+        id: Option<Uuid>,
+        /// Validate against this schema version (same major as the active one).
+        #[arg(long)]
+        schema_version: Option<Version>,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Read an entity: the current version, a given version, or as of a time.
+    Get {
+        #[command(flatten)]
+        entity: EntityRef,
+        /// Read this entity version (MAJOR.MINOR.PATCH), deleted or superseded ones included.
+        #[arg(long, conflicts_with = "as_of")]
+        version: Option<Version>,
+        /// Read the entity as it was at this time (RFC 3339, e.g. 2026-11-22T10:00:00Z).
+        #[arg(long)]
+        as_of: Option<chrono::DateTime<chrono::FixedOffset>>,
+    },
+    /// Write a new version of an entity with a whole new document.
+    Update {
+        #[command(flatten)]
+        entity: EntityRef,
+        /// The document, a JSON file; - reads standard input.
+        #[arg(long, short)]
+        file: PathBuf,
+        /// Fail with a conflict unless this is the current entity version.
+        #[arg(long)]
+        expect: Option<Version>,
+        /// Validate against this schema version (same major as the active one).
+        #[arg(long)]
+        schema_version: Option<Version>,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Soft-delete an entity; every version stays in its history.
+    Delete {
+        #[command(flatten)]
+        entity: EntityRef,
+        /// Fail with a conflict unless this is the current entity version.
+        #[arg(long)]
+        expect: Option<Version>,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Bring back a soft-deleted entity as a new version.
+    Undelete {
+        #[command(flatten)]
+        entity: EntityRef,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// List every version of an entity with who wrote (and deleted) it.
+    History {
+        #[command(flatten)]
+        entity: EntityRef,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn database_url_and_data_dir_exclude_each_other() {
+        let err = Cli::try_parse_from([
+            "vellum",
+            "--database-url",
+            "postgres://x",
+            "--data-dir",
+            "d",
+            "db",
+            "status",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn malformed_names_versions_and_ids_are_refused_before_anything_runs() {
+        for args in [
+            &["vellum", "service", "create", "Bad-Name"][..],
+            &["vellum", "schema", "show", "orders", "sales_order", "1.0"],
+            &[
+                "vellum",
+                "entity",
+                "get",
+                "orders",
+                "sales_order",
+                "not-a-uuid",
+            ],
+            &[
+                "vellum",
+                "entity",
+                "get",
+                "orders",
+                "sales_order",
+                "01a203ed-bed2-7110-bc6d-049f3482d41d",
+                "--as-of",
+                "yesterday",
+            ],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{args:?}"
+            );
+        }
+    }
+}

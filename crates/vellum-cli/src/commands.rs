@@ -1,0 +1,266 @@
+//! Each command as a call on the library.
+
+use std::{io::Read, path::Path};
+
+use anyhow::Context;
+use serde::Serialize;
+use serde_json::{Value, json};
+use vellum::{
+    ClusterStatus, EmbeddedCluster, Service, ServiceName, Store, StoreOptions, WriteOptions,
+};
+
+use crate::args::{Cli, Command, DbCommand, EntityCommand, SchemaCommand, ServiceCommand};
+
+/// Runs a parsed command line and prints its result as JSON on stdout.
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
+    let output = match cli.command {
+        Command::Db(command) => {
+            db(
+                &EmbeddedCluster::new(&cli.data_dir),
+                command,
+                cli.database_url.is_some(),
+            )
+            .await?
+        }
+        command => {
+            let store = open(cli.database_url.as_deref(), &cli.data_dir).await?;
+            let output = match command {
+                Command::Service(command) => service(&store, command).await?,
+                Command::Schema(command) => schema(&store, command).await?,
+                Command::Entity(command) => entity(&store, command).await?,
+                Command::Db(_) => unreachable!("handled above"),
+            };
+            drop(store);
+            output
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&output)?);
+    Ok(())
+}
+
+async fn open(database_url: Option<&str>, data_dir: &Path) -> anyhow::Result<Store> {
+    Ok(match database_url {
+        Some(url) => {
+            let config = url
+                .parse()
+                .context("--database-url / DATABASE_URL is not a valid PostgreSQL URL")?;
+            Store::connect(config, StoreOptions::default()).await?
+        }
+        None => {
+            let cluster = EmbeddedCluster::new(data_dir).start().await?;
+            Store::open_embedded(cluster, StoreOptions::default()).await?
+        }
+    })
+}
+
+async fn db(cluster: &EmbeddedCluster, command: DbCommand, has_url: bool) -> anyhow::Result<Value> {
+    if has_url {
+        anyhow::bail!(
+            "`vellum db` manages the embedded cluster; it does not apply with --database-url"
+        );
+    }
+    let data_dir = cluster.data_dir().display().to_string();
+    Ok(match command {
+        DbCommand::Start => {
+            let running = cluster.start_detached().await?;
+            json!({"status": "running", "data_dir": data_dir, "socket_dir": cluster.socket_dir(),
+                   "started": running.started_here()})
+        }
+        DbCommand::Stop => {
+            json!({"status": "stopped", "data_dir": data_dir, "stopped": cluster.stop().await?})
+        }
+        DbCommand::Status => match cluster.status().await? {
+            ClusterStatus::NotInitialized => {
+                json!({"status": "not_initialized", "data_dir": data_dir})
+            }
+            ClusterStatus::Stopped => json!({"status": "stopped", "data_dir": data_dir}),
+            ClusterStatus::Running { pid } => json!({"status": "running", "data_dir": data_dir,
+                                                     "socket_dir": cluster.socket_dir(), "pid": pid}),
+        },
+    })
+}
+
+async fn service(store: &Store, command: ServiceCommand) -> anyhow::Result<Value> {
+    Ok(match command {
+        ServiceCommand::Create { name } => to_json(store.create_service(&name).await?)?,
+        ServiceCommand::List => to_json(store.services().await?)?,
+    })
+}
+
+async fn schema(store: &Store, command: SchemaCommand) -> anyhow::Result<Value> {
+    Ok(match command {
+        SchemaCommand::Register {
+            service,
+            schema_id,
+            version,
+            file,
+            activate,
+        } => {
+            let definition = read_json(&file)?;
+            let service = open_service(store, &service).await?;
+            to_json(
+                service
+                    .schemas()
+                    .register(&schema_id, version, definition, activate)
+                    .await?,
+            )?
+        }
+        SchemaCommand::List { service } => to_json(
+            open_service(store, &service)
+                .await?
+                .schemas()
+                .list()
+                .await?,
+        )?,
+        SchemaCommand::Versions { service, schema_id } => to_json(
+            open_service(store, &service)
+                .await?
+                .schemas()
+                .versions(&schema_id)
+                .await?,
+        )?,
+        SchemaCommand::Show {
+            service,
+            schema_id,
+            version,
+            include_deleted,
+        } => {
+            let service = open_service(store, &service).await?;
+            to_json(
+                service
+                    .schemas()
+                    .get(&schema_id, version, include_deleted)
+                    .await?,
+            )?
+        }
+        SchemaCommand::Activate(args) => {
+            let service = open_service(store, &args.service).await?;
+            to_json(
+                service
+                    .schemas()
+                    .activate(&args.schema_id, args.version)
+                    .await?,
+            )?
+        }
+        SchemaCommand::Delete(args) => {
+            let service = open_service(store, &args.service).await?;
+            to_json(
+                service
+                    .schemas()
+                    .delete(&args.schema_id, args.version)
+                    .await?,
+            )?
+        }
+    })
+}
+
+async fn entity(store: &Store, command: EntityCommand) -> anyhow::Result<Value> {
+    Ok(match command {
+        EntityCommand::Create {
+            service,
+            schema_id,
+            file,
+            id,
+            schema_version,
+            actor,
+        } => {
+            let payload = read_json(&file)?;
+            let service = open_service(store, &service).await?;
+            let mut options = WriteOptions::default();
+            (options.entity_id, options.schema_version) = (id, schema_version);
+            let mut uow = service.begin(actor.actor).await?;
+            uow.create(&schema_id, payload, options).await?;
+            to_json(single(uow.commit().await?))?
+        }
+        EntityCommand::Get {
+            entity,
+            version,
+            as_of,
+        } => {
+            let service = open_service(store, &entity.service).await?;
+            let found = match (version, as_of) {
+                (Some(version), _) => {
+                    service
+                        .get_version(&entity.schema_id, entity.id, &version)
+                        .await?
+                }
+                (None, Some(as_of)) => {
+                    service
+                        .get_as_of(&entity.schema_id, entity.id, as_of.to_utc())
+                        .await?
+                }
+                (None, None) => service.get(&entity.schema_id, entity.id).await?,
+            };
+            to_json(found)?
+        }
+        EntityCommand::Update {
+            entity,
+            file,
+            expect,
+            schema_version,
+            actor,
+        } => {
+            let payload = read_json(&file)?;
+            let service = open_service(store, &entity.service).await?;
+            let mut options = WriteOptions::default();
+            (options.expected_version, options.schema_version) = (expect, schema_version);
+            let mut uow = service.begin(actor.actor).await?;
+            uow.update(&entity.schema_id, entity.id, payload, options)
+                .await?;
+            to_json(single(uow.commit().await?))?
+        }
+        EntityCommand::Delete {
+            entity,
+            expect,
+            actor,
+        } => {
+            let service = open_service(store, &entity.service).await?;
+            let mut uow = service.begin(actor.actor).await?;
+            uow.delete(&entity.schema_id, entity.id, expect).await?;
+            to_json(single(uow.commit().await?))?
+        }
+        EntityCommand::Undelete { entity, actor } => {
+            let service = open_service(store, &entity.service).await?;
+            let mut uow = service.begin(actor.actor).await?;
+            uow.undelete(&entity.schema_id, entity.id).await?;
+            to_json(single(uow.commit().await?))?
+        }
+        EntityCommand::History { entity } => {
+            let service = open_service(store, &entity.service).await?;
+            to_json(service.history(&entity.schema_id, entity.id).await?)?
+        }
+    })
+}
+
+async fn open_service(store: &Store, name: &ServiceName) -> anyhow::Result<Service> {
+    Ok(store.service(name).await?)
+}
+
+/// The one entity a single-write command committed.
+fn single(committed: vellum::Committed) -> vellum::Entity {
+    committed
+        .entities
+        .into_iter()
+        .next()
+        .expect("a single-write unit of work commits one entity")
+}
+
+fn to_json(value: impl Serialize) -> anyhow::Result<Value> {
+    Ok(serde_json::to_value(value)?)
+}
+
+/// Reads a JSON document from a file, or from standard input for `-`.
+fn read_json(path: &Path) -> anyhow::Result<Value> {
+    let (text, source) = if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading standard input")?;
+        (text, "standard input".to_string())
+    } else {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        (text, path.display().to_string())
+    };
+    serde_json::from_str(&text).with_context(|| format!("{source} is not valid JSON"))
+}

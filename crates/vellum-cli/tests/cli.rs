@@ -1,0 +1,302 @@
+//! The `vellum` binary as a user runs it: real processes, real PostgreSQL.
+
+#[path = "../../vellum/tests/it/support.rs"]
+#[allow(
+    dead_code,
+    reason = "shared with the library's tests, which use other parts"
+)]
+mod support;
+
+use std::{
+    io::Write,
+    path::Path,
+    process::{Command, Output, Stdio},
+};
+
+use serde_json::{Value, json};
+use support::TestDb;
+
+/// Runs `vellum` with `args`, `stdin` as standard input, and the given database settings.
+fn vellum(database: &Database<'_>, args: &[&str], stdin: &str) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vellum"));
+    command
+        .args(args)
+        .env_remove("VELLUM_DATA_DIR")
+        .env_remove("DATABASE_URL");
+    match database {
+        Database::Url(url) => command.env("DATABASE_URL", url),
+        Database::Embedded(dir) => command.env("VELLUM_DATA_DIR", dir),
+    };
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the vellum binary runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+enum Database<'a> {
+    Url(String),
+    Embedded(&'a Path),
+}
+
+/// Runs a command that must succeed and returns its JSON output.
+fn ok(database: &Database<'_>, args: &[&str], stdin: &str) -> Value {
+    let out = vellum(database, args, stdin);
+    assert!(
+        out.status.success(),
+        "vellum {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+/// Runs a command that must fail with `code`; returns its stderr.
+fn fails(database: &Database<'_>, args: &[&str], stdin: &str, code: i32) -> String {
+    let out = vellum(database, args, stdin);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "vellum {args:?}: {stderr}");
+    assert!(out.stdout.is_empty(), "nothing on stdout when failing");
+    stderr
+}
+
+const ORDER_SCHEMA: &str = r#"{"type": "object", "required": ["customer"],
+    "properties": {"customer": {"type": "string"}, "total": {"type": "number", "minimum": 0}}}"#;
+
+/// A fresh database with service `orders` and schema `sales_order` 1.0.0, both made through
+/// the CLI. The `TestDb` must outlive the test: dropping it drops the database.
+async fn orders_with_schema() -> (TestDb, Database<'static>) {
+    let test_db = TestDb::new().await;
+    let db = Database::Url(test_db.url());
+    ok(&db, &["service", "create", "orders"], "");
+    let register = [
+        "schema",
+        "register",
+        "orders",
+        "sales_order",
+        "1.0.0",
+        "--file",
+        "-",
+    ];
+    let schema = ok(&db, &register, ORDER_SCHEMA);
+    assert_eq!(
+        (&schema["schema_version"], &schema["is_active"]),
+        (&json!("1.0.0"), &json!(true))
+    );
+    (test_db, db)
+}
+
+#[tokio::test]
+async fn the_tour_creates_updates_and_travels_back_in_time() {
+    let (_test_db, db) = orders_with_schema().await;
+
+    let created = ok(
+        &db,
+        &["entity", "create", "orders", "sales_order", "--file", "-"],
+        r#"{"customer": "ACME"}"#,
+    );
+    assert_eq!(created["entity_version"], "1.0.0");
+    let id = created["entity_id"].as_str().unwrap().to_string();
+    let t1 = created["created_at"].as_str().unwrap().to_string();
+
+    let update = [
+        "entity",
+        "update",
+        "orders",
+        "sales_order",
+        &id,
+        "--file",
+        "-",
+        "--expect",
+        "1.0.0",
+    ];
+    let updated = ok(&db, &update, r#"{"customer": "ACME", "total": 12.5}"#);
+    assert_eq!(updated["entity_version"], "1.0.1");
+    // The same expectation again is stale now.
+    let stderr = fails(&db, &update, r#"{"customer": "ACME", "total": 1}"#, 4);
+    assert!(stderr.contains("expected 1.0.0, found 1.0.1"), "{stderr}");
+
+    let then = ok(
+        &db,
+        &[
+            "entity",
+            "get",
+            "orders",
+            "sales_order",
+            &id,
+            "--as-of",
+            &t1,
+        ],
+        "",
+    );
+    assert_eq!(then["payload"], json!({"customer": "ACME"}));
+    let old = ok(
+        &db,
+        &[
+            "entity",
+            "get",
+            "orders",
+            "sales_order",
+            &id,
+            "--version",
+            "1.0.0",
+        ],
+        "",
+    );
+    assert_eq!(old["is_active"], false);
+    let now = ok(&db, &["entity", "get", "orders", "sales_order", &id], "");
+    assert_eq!(now["payload"]["total"], 12.5);
+
+    ok(
+        &db,
+        &[
+            "entity",
+            "delete",
+            "orders",
+            "sales_order",
+            &id,
+            "--actor",
+            "carol",
+        ],
+        "",
+    );
+    fails(&db, &["entity", "get", "orders", "sales_order", &id], "", 3);
+    let history = ok(
+        &db,
+        &["entity", "history", "orders", "sales_order", &id],
+        "",
+    );
+    let versions: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["entity_version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["1.0.0", "1.0.1"]);
+    assert_eq!(history[1]["deleted_by"], "carol");
+    let restored = ok(
+        &db,
+        &["entity", "undelete", "orders", "sales_order", &id],
+        "",
+    );
+    assert_eq!(restored["entity_version"], "1.0.2");
+
+    let listed = ok(&db, &["schema", "list", "orders"], "");
+    assert_eq!(
+        listed,
+        json!([{"schema_id": "sales_order", "active_version": "1.0.0", "versions": 1}])
+    );
+}
+
+#[tokio::test]
+async fn bad_input_fails_clearly_and_changes_nothing() {
+    let (_test_db, db) = orders_with_schema().await;
+
+    let stderr = fails(
+        &db,
+        &["entity", "create", "orders", "sales_order", "--file", "-"],
+        r#"{"total": -1}"#,
+        5,
+    );
+    assert!(
+        stderr.contains("/: \"customer\" is a required property (required)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("/total: -1 is less than the minimum of 0 (minimum)"),
+        "{stderr}"
+    );
+    let stderr = fails(
+        &db,
+        &["entity", "create", "orders", "sales_order", "--file", "-"],
+        "{not json",
+        5,
+    );
+    assert!(
+        stderr.contains("standard input is not valid JSON"),
+        "{stderr}"
+    );
+    let stderr = fails(
+        &db,
+        &[
+            "schema", "register", "orders", "invoice", "1.0.0", "--file", "-",
+        ],
+        r#"{"type": 7}"#,
+        5,
+    );
+    assert!(stderr.contains("invalid schema definition"), "{stderr}");
+    let stderr = fails(
+        &db,
+        &[
+            "entity",
+            "create",
+            "orders",
+            "sales_order",
+            "--file",
+            "/nonexistent.json",
+        ],
+        "",
+        1,
+    );
+    assert!(stderr.contains("reading /nonexistent.json"), "{stderr}");
+    fails(&db, &["service", "create", "Orders"], "", 2);
+    fails(
+        &db,
+        &["entity", "get", "orders", "sales_order", "nope"],
+        "",
+        2,
+    );
+    fails(
+        &db,
+        &["schema", "show", "orders", "sales_order", "1.0"],
+        "",
+        2,
+    );
+    fails(&db, &["service", "create", "orders"], "", 4);
+
+    let list = ok(&db, &["schema", "list", "orders"], "");
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        1,
+        "the refused schema was not registered"
+    );
+}
+
+#[tokio::test]
+async fn the_embedded_default_starts_on_demand_and_is_reused_while_it_runs() {
+    let dir = std::env::temp_dir().join(format!(
+        "vlm-cli-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    ));
+    let db = Database::Embedded(&dir);
+    assert_eq!(ok(&db, &["db", "status"], "")["status"], "not_initialized");
+
+    // A command on a stopped cluster starts it, and stops it again when it exits.
+    ok(&db, &["service", "create", "orders"], "");
+    assert_eq!(ok(&db, &["db", "status"], "")["status"], "stopped");
+
+    // `db start` leaves it running; commands reuse it and leave it running.
+    assert_eq!(ok(&db, &["db", "start"], "")["started"], true);
+    let pid = ok(&db, &["db", "status"], "")["pid"].clone();
+    let services = ok(&db, &["service", "list"], "");
+    assert_eq!(
+        services[0]["name"], "orders",
+        "data persisted across restarts"
+    );
+    assert_eq!(
+        ok(&db, &["db", "status"], "")["pid"],
+        pid,
+        "the same server kept running"
+    );
+
+    assert_eq!(ok(&db, &["db", "stop"], "")["stopped"], true);
+    assert_eq!(ok(&db, &["db", "status"], "")["status"], "stopped");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
