@@ -80,15 +80,7 @@ impl<'a> SchemaRegistry<'a> {
         let mut client = self.service.client().await?;
         let tx = client.transaction().await?;
         let table = self.table();
-        // Registrations of one schema id are serialized so the ordering rule holds.
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            &[&format!(
-                "vellum:schema:{}/{}",
-                self.service.name, schema_id
-            )],
-        )
-        .await?;
+        self.lock_schema_id(&tx, schema_id).await?;
         let existing: Vec<(Version, bool)> = tx
             .query(
                 &format!("SELECT schema_version, is_active FROM {table} WHERE schema_id = $1"),
@@ -264,6 +256,7 @@ impl<'a> SchemaRegistry<'a> {
         let mut client = self.service.client().await?;
         let tx = client.transaction().await?;
         let table = self.table();
+        self.lock_schema_id(&tx, schema_id).await?;
         let target = self.lock_version(&tx, schema_id, version).await?;
         if target.is_active {
             return Ok(target);
@@ -298,6 +291,7 @@ impl<'a> SchemaRegistry<'a> {
     ) -> Result<SchemaVersionInfo> {
         let mut client = self.service.client().await?;
         let tx = client.transaction().await?;
+        self.lock_schema_id(&tx, schema_id).await?;
         let target = self.lock_version(&tx, schema_id, version).await?;
         if target.is_active {
             return Err(Error::NotAllowed(format!(
@@ -316,6 +310,21 @@ impl<'a> SchemaRegistry<'a> {
             .await?;
         tx.commit().await?;
         info_from_row(&row)
+    }
+
+    /// Serializes the changes of one schema id (registration, activation, deletion) until the
+    /// transaction ends, so the ordering rule and the one-active-version rule hold under
+    /// concurrent callers.
+    async fn lock_schema_id(&self, tx: &impl GenericClient, schema_id: &SchemaId) -> Result<()> {
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&format!(
+                "vellum:schema:{}/{}",
+                self.service.name, schema_id
+            )],
+        )
+        .await?;
+        Ok(())
     }
 
     /// Locks a live (not deleted) version row for a state change.

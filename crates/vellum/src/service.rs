@@ -1,5 +1,7 @@
 //! A handle on one service: its registry, its reads, and units of work.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
 use tokio_postgres::{Row, types::ToSql};
@@ -15,9 +17,9 @@ use crate::{
 pub(crate) const STAMP_LOCK_CLASS: i32 = 0x5645_4c4c;
 
 /// Waits until every unit of work of the service that has taken its commit stamp has finished.
-/// Writers hold the lock shared from stamp to commit; taking it exclusively (and releasing it at
-/// once) is the barrier that makes an as-of read final.
-const STAMP_BARRIER: &str = "SELECT pg_advisory_lock($1, $2), pg_advisory_unlock($1, $2)";
+/// Writers hold the lock shared from stamp to commit; an as-of read takes it exclusively for its
+/// own (one-statement, pipelined) transaction, which is the barrier that makes the read final.
+const STAMP_BARRIER: &str = "SELECT pg_advisory_xact_lock($1, $2)";
 
 /// One service of a [`Store`]: everything it owns lives in its own PostgreSQL schema, and every
 /// request runs under its own PostgreSQL role.
@@ -130,11 +132,17 @@ impl Service {
             self.idents.entity_table(schema_id)
         );
         let rows = self.read(schema_id, &sql, &[&entity_ids], false).await?;
+        let order: HashMap<Uuid, usize> = entity_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (*id, i))
+            .rev()
+            .collect();
         let mut found = rows
             .iter()
             .map(Entity::from_row)
             .collect::<Result<Vec<_>>>()?;
-        found.sort_by_key(|e| entity_ids.iter().position(|id| *id == e.entity_id));
+        found.sort_by_key(|e| order.get(&e.entity_id).copied());
         Ok(found)
     }
 

@@ -192,3 +192,32 @@ async fn the_database_refuses_to_change_or_delete_a_definition() {
         order_schema()
     );
 }
+
+#[tokio::test]
+async fn concurrent_activations_leave_exactly_one_active_version() {
+    let f = Fixture::new().await;
+    let order = id("sales_order");
+    f.service
+        .schemas()
+        .register(&order, v("1.1.0"), order_schema(), false)
+        .await
+        .unwrap();
+
+    let tasks: Vec<_> = (0..12)
+        .map(|n| {
+            let service = f.service.clone();
+            let order = order.clone();
+            let version = if n % 2 == 0 { v("1.0.0") } else { v("1.1.0") };
+            tokio::spawn(async move { service.schemas().activate(&order, version).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let versions = f.service.schemas().versions(&order).await.unwrap();
+    assert_eq!(
+        versions.iter().filter(|i| i.is_active).count(),
+        1,
+        "{versions:?}"
+    );
+}

@@ -12,6 +12,33 @@ async fn count(f: &Fixture, table: &str) -> i64 {
     f.admin().await.query_one(&sql, &[]).await.unwrap().get(0)
 }
 
+/// Waits (up to 5 s) until no session of the test database sits inside a transaction: a unit of
+/// work that ended without commit must not leave one behind. Rollback on drop runs on the
+/// runtime and a closed connection's backend exits on its own schedule, hence the wait.
+async fn assert_no_transaction_left_open(f: &Fixture) {
+    let admin = f.admin().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let open: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if open == 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{open} sessions left in a transaction"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn one_commit_time_and_one_audit_row_for_everything_a_unit_of_work_writes() {
     let f = Fixture::new().await;
@@ -321,25 +348,8 @@ async fn dropping_a_unit_of_work_rolls_back_even_its_raw_sql() {
             .await
             .unwrap();
     }
-    // The rollback of a dropped unit of work runs on the runtime; wait for the row lock it held
-    // to go away by taking a fresh unit of work's view of the table.
-    let admin = f.admin().await;
-    let mut rows = 1;
-    for _ in 0..100 {
-        rows = admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get::<_, i64>(0);
-        if rows == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(rows, 0, "the dropped transaction ended");
+    // The rollback of a dropped unit of work runs on the runtime, after the drop.
+    assert_no_transaction_left_open(&f).await;
     assert_eq!(count(&f, "units_of_work").await, 0);
     assert_eq!(count(&f, "sales_order").await, 0);
 }
@@ -471,4 +481,71 @@ async fn malformed_names_versions_and_actors_are_refused_with_a_clear_message() 
         matches!(&err, Error::NotFound { what } if what == "service nobody"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn not_finding_an_entity_leaves_the_unit_of_work_usable() {
+    let f = Fixture::new().await;
+    let order = id("sales_order");
+    let entity_id = uuid::Uuid::now_v7();
+    let mut uow = f.service.begin("alice").await.unwrap();
+    let missing = uow.get(&order, entity_id).await.unwrap_err();
+    assert!(matches!(missing, Error::NotFound { .. }), "{missing}");
+    uow.create(
+        &order,
+        json!({"customer": "a"}),
+        WriteOptions::with_id(entity_id),
+    )
+    .await
+    .unwrap();
+    uow.commit().await.unwrap();
+    assert_eq!(
+        f.service.get(&order, entity_id).await.unwrap().payload["customer"],
+        "a"
+    );
+}
+
+#[tokio::test]
+async fn a_commit_cancelled_mid_flight_writes_all_or_nothing_and_leaks_no_transaction() {
+    let f = Fixture::new().await;
+    let order = id("sales_order");
+    for round in 0..10 {
+        let mut uow = f.service.begin("alice").await.unwrap();
+        for n in 0..5 {
+            let payload = json!({"customer": format!("r{round}-{n}")});
+            uow.create(&order, payload, WriteOptions::default())
+                .await
+                .unwrap();
+        }
+        // A zero timeout polls the commit once (sending the whole pipeline) and then drops it.
+        let outcome = tokio::time::timeout(Duration::ZERO, uow.commit()).await;
+        assert!(
+            outcome.is_err(),
+            "the commit cannot have finished without waiting"
+        );
+    }
+    let admin = f.admin().await;
+    // Every cancelled commit either landed whole or not at all.
+    let rows = admin
+        .query(
+            "SELECT uow_id, count(*) FROM orders.sales_order GROUP BY uow_id",
+            &[],
+        )
+        .await
+        .unwrap();
+    for row in &rows {
+        assert_eq!(row.get::<_, i64>(1), 5, "a unit of work landed in part");
+    }
+    assert_eq!(count(&f, "units_of_work").await, rows.len() as i64);
+    // The store keeps working, and no connection was handed back inside a transaction.
+    let mut uow = f.service.begin("bob").await.unwrap();
+    uow.create(
+        &order,
+        json!({"customer": "after"}),
+        WriteOptions::default(),
+    )
+    .await
+    .unwrap();
+    uow.commit().await.unwrap();
+    assert_no_transaction_left_open(&f).await;
 }

@@ -1,136 +1,20 @@
 //! The unit of work: one atomic commit of entity writes, with an actor and one commit time.
 
+mod flush;
+mod options;
+mod validate;
+
 use std::{collections::HashMap, sync::Arc};
 
-use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
-use futures_util::{
-    TryFutureExt, TryStreamExt,
-    future::{BoxFuture, FutureExt, join_all},
-};
-use serde::Serialize;
 use serde_json::Value;
-use tokio_postgres::{Row, Statement, types::ToSql};
-use tracing::{debug, instrument};
+use tokio_postgres::{Row, types::ToSql};
 use uuid::Uuid;
 use vellum_core::{CompiledSchema, SchemaId, Version};
 
-use crate::{
-    Entity, Error, Result, Service,
-    entity::{COLUMNS, parse_stored},
-    raw::RawSql,
-    service::STAMP_LOCK_CLASS,
-    sql,
-};
+pub use options::{Committed, Staged, UowOptions, WriteOptions};
 
-/// Who runs a unit of work, and why; see [`Service::begin_with`].
-#[derive(Debug, Clone)]
-pub struct UowOptions {
-    actor: String,
-    correlation_id: Option<String>,
-    metadata: Value,
-}
-
-impl UowOptions {
-    /// A unit of work on behalf of `actor` (a user, a service, a job).
-    pub fn new(actor: impl Into<String>) -> Self {
-        Self {
-            actor: actor.into(),
-            correlation_id: None,
-            metadata: Value::Object(Default::default()),
-        }
-    }
-
-    /// Ties the unit of work to a request or a saga.
-    pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
-        self.correlation_id = Some(id.into());
-        self
-    }
-
-    /// Free-form audit metadata stored with the unit of work (a JSON object).
-    pub fn metadata(mut self, metadata: Value) -> Self {
-        self.metadata = metadata;
-        self
-    }
-
-    fn check(&self) -> Result<()> {
-        let bad = |reason: &str| Err(Error::NotAllowed(reason.to_string()));
-        if self.actor.trim().is_empty() {
-            return bad("a unit of work needs an actor");
-        }
-        if self.actor.len() > 256 || self.correlation_id.as_ref().is_some_and(|c| c.len() > 256) {
-            return bad("actor and correlation id are at most 256 bytes");
-        }
-        if !self.metadata.is_object() {
-            return bad("unit of work metadata must be a JSON object");
-        }
-        Ok(())
-    }
-}
-
-/// Options of one write in a unit of work.
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct WriteOptions {
-    /// For a create: the entity id to use instead of a fresh UUIDv7.
-    pub entity_id: Option<Uuid>,
-    /// Optimistic locking: the write fails with [`Error::VersionConflict`] unless this is the
-    /// entity's active version. Without it, the write locks the entity until commit.
-    pub expected_version: Option<Version>,
-    /// The schema version to validate and store under, instead of the active one. It must be a
-    /// non-deleted version of the active version's major.
-    pub schema_version: Option<Version>,
-}
-
-impl WriteOptions {
-    /// Expect `version` to be the active entity version.
-    pub fn expect(version: Version) -> Self {
-        Self {
-            expected_version: Some(version),
-            ..Self::default()
-        }
-    }
-
-    /// Create the entity with this id.
-    pub fn with_id(entity_id: Uuid) -> Self {
-        Self {
-            entity_id: Some(entity_id),
-            ..Self::default()
-        }
-    }
-
-    /// Write under this schema version.
-    pub fn under_schema(mut self, version: Version) -> Self {
-        self.schema_version = Some(version);
-        self
-    }
-}
-
-/// A write staged in a unit of work: what it will store when the unit of work commits.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Staged {
-    /// The entity type.
-    pub schema_id: SchemaId,
-    /// The entity.
-    pub entity_id: Uuid,
-    /// The entity version the write creates (for a delete: the version that gets deleted).
-    pub entity_version: Version,
-    /// Its revision.
-    pub revision: i64,
-    /// The schema version the payload was validated against.
-    pub schema_version: Version,
-}
-
-/// The outcome of a committed unit of work.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Committed {
-    /// The unit of work, as recorded in the audit trail.
-    pub uow_id: Uuid,
-    /// The commit time: `created_at` of every version it wrote.
-    pub committed_at: DateTime<Utc>,
-    /// Every entity version written (or deleted) in staging order.
-    pub entities: Vec<Entity>,
-}
+use crate::{Entity, Error, Result, Service, entity::COLUMNS, raw::RawSql, sql};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OpKind {
@@ -165,18 +49,6 @@ enum State {
 
 /// How often a locking read retries after losing the entity to a concurrent writer.
 const MAX_LOCK_RETRIES: usize = 100;
-
-type Pipelined<'a> = BoxFuture<'a, Result<Vec<Row>, tokio_postgres::Error>>;
-
-/// A statement as a pipeline stage. `query_raw` sends on its first poll, so polling the stages
-/// in order keeps the pipeline in order.
-fn pipelined<'a>(
-    client: &'a Object,
-    stmt: &'a Statement,
-    params: Vec<&'a (dyn ToSql + Sync)>,
-) -> Pipelined<'a> {
-    async move { client.query_raw(stmt, params).await?.try_collect().await }.boxed()
-}
 
 /// What the unit of work knows of an entity it touched: its latest version, staged or stored.
 #[derive(Debug, Clone)]
@@ -214,6 +86,8 @@ pub struct UnitOfWork {
     ops: Vec<Op>,
     current: HashMap<(SchemaId, Uuid), Current>,
     active_schemas: HashMap<SchemaId, Version>,
+    /// Schema versions this unit of work has checked are live, with their validators.
+    schemas: HashMap<(SchemaId, Version), Arc<CompiledSchema>>,
 }
 
 impl std::fmt::Debug for UnitOfWork {
@@ -247,6 +121,7 @@ impl UnitOfWork {
             ops: Vec::new(),
             current: HashMap::new(),
             active_schemas: HashMap::new(),
+            schemas: HashMap::new(),
         })
     }
 
@@ -300,17 +175,15 @@ impl UnitOfWork {
     }
 
     /// The current committed version of an entity, read inside this unit of work's transaction.
+    ///
+    /// Not finding the entity is an answer, not a failure: it leaves the unit of work usable.
     pub async fn get(&mut self, schema_id: &SchemaId, entity_id: Uuid) -> Result<Entity> {
-        let result = self
-            .read_current(schema_id, entity_id, false)
-            .await
-            .and_then(|row| {
-                row.filter(|e| !e.is_deleted())
-                    .ok_or_else(|| Error::NotFound {
-                        what: format!("entity {schema_id}/{entity_id}"),
-                    })
-            });
-        self.record(result)
+        let result = self.read_current(schema_id, entity_id, false).await;
+        self.record(result)?
+            .filter(|e| !e.is_deleted())
+            .ok_or_else(|| Error::NotFound {
+                what: format!("entity {schema_id}/{entity_id}"),
+            })
     }
 
     /// The raw-SQL escape hatch: statements with bound parameters, run inside this unit of
@@ -319,174 +192,6 @@ impl UnitOfWork {
     /// everything else.
     pub fn raw(&mut self) -> RawSql<'_> {
         RawSql::new(self)
-    }
-
-    /// Flushes every staged write, records the unit of work, and commits, in one pipelined
-    /// round trip. All or nothing: on any error nothing is written.
-    #[instrument(skip_all, fields(uow_id = %self.uow_id, service = %self.service.name, actor = %self.options.actor, writes = self.ops.len()))]
-    pub async fn commit(mut self) -> Result<Committed> {
-        self.usable()?;
-        self.state = State::Committing;
-        let client = self
-            .client
-            .as_ref()
-            .expect("a unit of work holds its connection until it ends");
-        let idents = &self.service.idents;
-        let uow_table = idents.fixed("units_of_work");
-        let stamp = client
-            .prepare_cached(&format!(
-                "WITH stamp_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($5, $6))
-                 INSERT INTO {uow_table} (uow_id, actor, correlation_id, committed_at, metadata)
-                 SELECT $1, $2, $3, clock_timestamp(), $4 FROM stamp_lock
-                 RETURNING committed_at"
-            ))
-            .await?;
-        let mut statements = Vec::with_capacity(self.ops.len() * 2);
-        for op in &self.ops {
-            let table = idents.entity_table(&op.schema_id);
-            let supersede = match op.kind {
-                OpKind::Update | OpKind::Undelete => Some(format!(
-                    "WITH s AS (UPDATE {table} e SET is_active = false, updated_at = u.committed_at
-                                FROM {uow_table} u
-                                WHERE u.uow_id = $1 AND e.entity_id = $2 AND e.revision = $3
-                                  AND e.is_active AND (e.deleted_at IS NOT NULL) = $4
-                                RETURNING 1)
-                     SELECT vellum.expect_changed(count(*), $5) FROM s"
-                )),
-                OpKind::Create | OpKind::Delete => None,
-            };
-            let write = match op.kind {
-                OpKind::Delete => format!(
-                    "WITH s AS (UPDATE {table} e SET deleted_at = u.committed_at,
-                                       deleted_uow_id = u.uow_id, updated_at = u.committed_at
-                                FROM {uow_table} u
-                                WHERE u.uow_id = $1 AND e.entity_id = $2 AND e.revision = $3
-                                  AND e.is_active AND e.deleted_at IS NULL
-                                RETURNING 1)
-                     SELECT vellum.expect_changed(count(*), $4) FROM s"
-                ),
-                _ => format!(
-                    "INSERT INTO {table} (entity_id, revision, entity_version, schema_id,
-                                          schema_version, payload, created_at, updated_at, uow_id)
-                     SELECT $1, $2, $3, $4, $5, $6, u.committed_at, u.committed_at, u.uow_id
-                     FROM {uow_table} u WHERE u.uow_id = $7"
-                ),
-            };
-            let supersede = match supersede {
-                Some(sql) => Some(client.prepare_cached(&sql).await?),
-                None => None,
-            };
-            statements.push((supersede, client.prepare_cached(&write).await?));
-        }
-
-        // Parameters must outlive the pipelined futures.
-        let texts: Vec<[String; 4]> = self
-            .ops
-            .iter()
-            .map(|op| {
-                let what = format!(
-                    "{}/{} revision {}",
-                    op.schema_id,
-                    op.entity_id,
-                    op.revision - 1
-                );
-                [
-                    op.entity_version.to_string(),
-                    op.schema_version.to_string(),
-                    what,
-                    op.schema_id.to_string(),
-                ]
-            })
-            .collect();
-        let revisions: Vec<(i64, bool)> = self
-            .ops
-            .iter()
-            .map(|op| match op.kind {
-                OpKind::Delete => (op.revision, false),
-                OpKind::Undelete => (op.revision - 1, true),
-                _ => (op.revision - 1, false),
-            })
-            .collect();
-
-        // Every statement is sent before any answer is read; a failing statement aborts the
-        // transaction, and the trailing COMMIT then rolls it back.
-        let run = |stmt, params| pipelined(client, stmt, params);
-        let mut pipeline: Vec<(Option<usize>, Pipelined<'_>)> = Vec::new();
-        if !self.in_transaction {
-            pipeline.push((
-                None,
-                client
-                    .batch_execute(&self.begin_sql)
-                    .map_ok(|()| vec![])
-                    .boxed(),
-            ));
-        }
-        let stamp_params: Vec<&(dyn ToSql + Sync)> = vec![
-            &self.uow_id,
-            &self.options.actor,
-            &self.options.correlation_id,
-            &self.options.metadata,
-            &STAMP_LOCK_CLASS,
-            &self.service.lock_key,
-        ];
-        pipeline.push((None, run(&stamp, stamp_params)));
-        for (index, (op, (supersede, write))) in self.ops.iter().zip(&statements).enumerate() {
-            let [entity_version, schema_version, what, schema_id] = &texts[index];
-            let (revision, deleted) = &revisions[index];
-            if let Some(supersede) = supersede {
-                let params: Vec<&(dyn ToSql + Sync)> =
-                    vec![&self.uow_id, &op.entity_id, revision, deleted, what];
-                pipeline.push((Some(index), run(supersede, params)));
-            }
-            let params: Vec<&(dyn ToSql + Sync)> = match op.kind {
-                OpKind::Delete => vec![&self.uow_id, &op.entity_id, revision, what],
-                _ => vec![
-                    &op.entity_id,
-                    &op.revision,
-                    entity_version,
-                    schema_id,
-                    schema_version,
-                    &op.payload,
-                    &self.uow_id,
-                ],
-            };
-            pipeline.push((Some(index), run(write, params)));
-        }
-        pipeline.push((
-            None,
-            client.batch_execute("COMMIT").map_ok(|()| vec![]).boxed(),
-        ));
-
-        let (owners, futures): (Vec<_>, Vec<_>) = pipeline.into_iter().unzip();
-        let mut results = join_all(futures).await;
-        // The first failure in pipeline order is the cause; later ones only report the abort.
-        if let Some(failed) = results.iter().position(Result::is_err) {
-            let err = results
-                .swap_remove(failed)
-                .expect_err("position found an error");
-            if err.as_db_error().is_some() {
-                // The server answered every statement and the trailing COMMIT rolled back:
-                // the connection is clean. Otherwise the outcome is unknown and Drop closes it.
-                self.state = State::Done;
-            }
-            return Err(self.commit_error(owners[failed].map(|i| &self.ops[i]), err));
-        }
-        self.state = State::Done;
-        let stamp_index = usize::from(!self.in_transaction);
-        let committed_at: DateTime<Utc> = results[stamp_index]
-            .as_ref()
-            .ok()
-            .and_then(|rows| rows.first())
-            .map(|row| row.try_get(0))
-            .transpose()?
-            .ok_or_else(|| Error::Corrupt("commit stamp missing".into()))?;
-        debug!(%committed_at, "unit of work committed");
-        let entities = self.committed_entities(committed_at);
-        Ok(Committed {
-            uow_id: self.uow_id,
-            committed_at,
-            entities,
-        })
     }
 
     /// Rolls back explicitly (dropping the unit of work does the same).
@@ -740,98 +445,6 @@ impl UnitOfWork {
         })
     }
 
-    /// Validates `payload` against the requested schema version, or the active one; returns
-    /// the version it was validated against.
-    async fn validate(
-        &mut self,
-        schema_id: &SchemaId,
-        requested: Option<Version>,
-        payload: &Value,
-    ) -> Result<Version> {
-        let active = self.active_schema(schema_id).await?;
-        let version = match requested {
-            None => active,
-            Some(v) if v == active => v,
-            Some(v) => {
-                if v.major != active.major {
-                    return Err(Error::NotAllowed(format!(
-                        "schema {schema_id} version {v} is not in the active major line {}.x",
-                        active.major
-                    )));
-                }
-                v
-            }
-        };
-        let compiled = self.compiled(schema_id, version).await?;
-        compiled
-            .validate(payload)
-            .map_err(|violations| Error::Validation {
-                schema_id: schema_id.to_string(),
-                schema_version: version,
-                violations,
-            })?;
-        Ok(version)
-    }
-
-    async fn active_schema(&mut self, schema_id: &SchemaId) -> Result<Version> {
-        if let Some(version) = self.active_schemas.get(schema_id) {
-            return Ok(*version);
-        }
-        let sql = format!(
-            "SELECT schema_version FROM {} WHERE schema_id = $1 AND is_active",
-            self.service.idents.fixed("schemas")
-        );
-        let rows = self.query(&sql, &[&schema_id.as_str()], schema_id).await?;
-        let version = match rows.first() {
-            Some(row) => parse_stored(row.try_get(0)?)?,
-            None => {
-                return Err(Error::NotFound {
-                    what: format!("entity type {schema_id} in service {}", self.service.name),
-                });
-            }
-        };
-        self.active_schemas.insert(schema_id.clone(), version);
-        Ok(version)
-    }
-
-    async fn compiled(
-        &mut self,
-        schema_id: &SchemaId,
-        version: Version,
-    ) -> Result<Arc<CompiledSchema>> {
-        let key = (self.service.name.clone(), schema_id.clone(), version);
-        let live_check = format!(
-            "SELECT schema_definition, deleted_at IS NOT NULL FROM {} WHERE schema_id = $1 AND schema_version = $2",
-            self.service.idents.fixed("schemas")
-        );
-        let cached = self.service.store.cached_validator(&key);
-        // The definition never changes, but a version can be soft-deleted at any time.
-        let rows = self
-            .query(
-                &live_check,
-                &[&schema_id.as_str(), &version.to_string()],
-                schema_id,
-            )
-            .await?;
-        let row = rows.first().ok_or_else(|| Error::NotFound {
-            what: format!("schema {schema_id} version {version}"),
-        })?;
-        if row.try_get::<_, bool>(1)? {
-            return Err(Error::NotAllowed(format!(
-                "schema {schema_id} version {version} is deleted"
-            )));
-        }
-        if let Some(compiled) = cached {
-            return Ok(compiled);
-        }
-        let compiled = Arc::new(CompiledSchema::compile(
-            &row.try_get(0)?,
-            self.service.store.schema_limits(),
-        )?);
-        self.service.store.cache_validator(key, compiled.clone());
-        Ok(compiled)
-    }
-
     /// Runs a statement in the transaction, starting it (pipelined with the statement) if needed.
     async fn query(
         &mut self,
@@ -913,53 +526,6 @@ impl UnitOfWork {
             self.failed = Some(err.to_string());
         }
         result
-    }
-
-    fn commit_error(&self, op: Option<&Op>, err: tokio_postgres::Error) -> Error {
-        let Some(op) = op else {
-            return err.into();
-        };
-        let conflict = || Error::VersionConflict {
-            schema_id: op.schema_id.to_string(),
-            entity_id: op.entity_id,
-            expected: op.expected.map_or_else(
-                || format!("revision {}", op.revision - 1),
-                |v| v.to_string(),
-            ),
-            found: "a version written concurrently by another unit of work".into(),
-        };
-        match sql::db_error(&err) {
-            Some((sql::state::CONFLICT, _)) => conflict(),
-            Some(("23505", _)) if op.kind == OpKind::Create => Error::AlreadyExists {
-                what: format!("entity {}/{}", op.schema_id, op.entity_id),
-            },
-            Some(("23505", _)) => conflict(),
-            Some((sql::state::IMMUTABLE, _)) => Error::Immutable(
-                err.as_db_error()
-                    .map(|e| e.message().to_string())
-                    .unwrap_or_default(),
-            ),
-            _ => err.into(),
-        }
-    }
-
-    fn committed_entities(&self, committed_at: DateTime<Utc>) -> Vec<Entity> {
-        self.ops
-            .iter()
-            .map(|op| Entity {
-                entity_id: op.entity_id,
-                entity_version: op.entity_version,
-                revision: op.revision,
-                schema_id: op.schema_id.clone(),
-                schema_version: op.schema_version,
-                payload: op.payload.clone(),
-                created_at: committed_at,
-                updated_at: committed_at,
-                deleted_at: (op.kind == OpKind::Delete).then_some(committed_at),
-                is_active: true,
-                uow_id: self.uow_id,
-            })
-            .collect()
     }
 }
 

@@ -1,0 +1,242 @@
+//! Commit: every staged write flushed in one pipelined round trip.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Object;
+use futures_util::{
+    TryFutureExt, TryStreamExt,
+    future::{BoxFuture, FutureExt, join_all},
+};
+use tokio_postgres::{Row, Statement, types::ToSql};
+use tracing::{debug, instrument};
+
+use super::{Committed, Op, OpKind, State, UnitOfWork};
+use crate::{Entity, Error, Result, service::STAMP_LOCK_CLASS, sql};
+
+type Pipelined<'a> = BoxFuture<'a, Result<Vec<Row>, tokio_postgres::Error>>;
+
+/// A statement as a pipeline stage. `query_raw` sends on its first poll, so polling the stages
+/// in order keeps the pipeline in order.
+fn pipelined<'a>(
+    client: &'a Object,
+    stmt: &'a Statement,
+    params: Vec<&'a (dyn ToSql + Sync)>,
+) -> Pipelined<'a> {
+    async move { client.query_raw(stmt, params).await?.try_collect().await }.boxed()
+}
+
+impl UnitOfWork {
+    /// Flushes every staged write, records the unit of work, and commits, in one pipelined
+    /// round trip. All or nothing: on any error nothing is written.
+    #[instrument(skip_all, fields(uow_id = %self.uow_id, service = %self.service.name, actor = %self.options.actor, writes = self.ops.len()))]
+    pub async fn commit(mut self) -> Result<Committed> {
+        self.usable()?;
+        self.state = State::Committing;
+        let client = self
+            .client
+            .as_ref()
+            .expect("a unit of work holds its connection until it ends");
+        let idents = &self.service.idents;
+        let uow_table = idents.fixed("units_of_work");
+        let stamp = client
+            .prepare_cached(&format!(
+                "WITH stamp_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($5, $6))
+                 INSERT INTO {uow_table} (uow_id, actor, correlation_id, committed_at, metadata)
+                 SELECT $1, $2, $3, clock_timestamp(), $4 FROM stamp_lock
+                 RETURNING committed_at"
+            ))
+            .await?;
+        let mut statements = Vec::with_capacity(self.ops.len() * 2);
+        for op in &self.ops {
+            let table = idents.entity_table(&op.schema_id);
+            let supersede = match op.kind {
+                OpKind::Update | OpKind::Undelete => Some(format!(
+                    "WITH s AS (UPDATE {table} e SET is_active = false, updated_at = u.committed_at
+                                FROM {uow_table} u
+                                WHERE u.uow_id = $1 AND e.entity_id = $2 AND e.revision = $3
+                                  AND e.is_active AND (e.deleted_at IS NOT NULL) = $4
+                                RETURNING 1)
+                     SELECT vellum.expect_changed(count(*), $5) FROM s"
+                )),
+                OpKind::Create | OpKind::Delete => None,
+            };
+            let write = match op.kind {
+                OpKind::Delete => format!(
+                    "WITH s AS (UPDATE {table} e SET deleted_at = u.committed_at,
+                                       deleted_uow_id = u.uow_id, updated_at = u.committed_at
+                                FROM {uow_table} u
+                                WHERE u.uow_id = $1 AND e.entity_id = $2 AND e.revision = $3
+                                  AND e.is_active AND e.deleted_at IS NULL
+                                RETURNING 1)
+                     SELECT vellum.expect_changed(count(*), $4) FROM s"
+                ),
+                _ => format!(
+                    "INSERT INTO {table} (entity_id, revision, entity_version, schema_id,
+                                          schema_version, payload, created_at, updated_at, uow_id)
+                     SELECT $1, $2, $3, $4, $5, $6, u.committed_at, u.committed_at, u.uow_id
+                     FROM {uow_table} u WHERE u.uow_id = $7"
+                ),
+            };
+            let supersede = match supersede {
+                Some(sql) => Some(client.prepare_cached(&sql).await?),
+                None => None,
+            };
+            statements.push((supersede, client.prepare_cached(&write).await?));
+        }
+
+        // Parameters must outlive the pipelined futures.
+        let texts: Vec<[String; 4]> = self
+            .ops
+            .iter()
+            .map(|op| {
+                let what = format!(
+                    "{}/{} revision {}",
+                    op.schema_id,
+                    op.entity_id,
+                    op.revision - 1
+                );
+                [
+                    op.entity_version.to_string(),
+                    op.schema_version.to_string(),
+                    what,
+                    op.schema_id.to_string(),
+                ]
+            })
+            .collect();
+        let revisions: Vec<(i64, bool)> = self
+            .ops
+            .iter()
+            .map(|op| match op.kind {
+                OpKind::Delete => (op.revision, false),
+                OpKind::Undelete => (op.revision - 1, true),
+                _ => (op.revision - 1, false),
+            })
+            .collect();
+
+        // Every statement is sent before any answer is read; a failing statement aborts the
+        // transaction, and the trailing COMMIT then rolls it back.
+        let run = |stmt, params| pipelined(client, stmt, params);
+        let mut pipeline: Vec<(Option<usize>, Pipelined<'_>)> = Vec::new();
+        if !self.in_transaction {
+            pipeline.push((
+                None,
+                client
+                    .batch_execute(&self.begin_sql)
+                    .map_ok(|()| vec![])
+                    .boxed(),
+            ));
+        }
+        let stamp_params: Vec<&(dyn ToSql + Sync)> = vec![
+            &self.uow_id,
+            &self.options.actor,
+            &self.options.correlation_id,
+            &self.options.metadata,
+            &STAMP_LOCK_CLASS,
+            &self.service.lock_key,
+        ];
+        pipeline.push((None, run(&stamp, stamp_params)));
+        for (index, (op, (supersede, write))) in self.ops.iter().zip(&statements).enumerate() {
+            let [entity_version, schema_version, what, schema_id] = &texts[index];
+            let (revision, deleted) = &revisions[index];
+            if let Some(supersede) = supersede {
+                let params: Vec<&(dyn ToSql + Sync)> =
+                    vec![&self.uow_id, &op.entity_id, revision, deleted, what];
+                pipeline.push((Some(index), run(supersede, params)));
+            }
+            let params: Vec<&(dyn ToSql + Sync)> = match op.kind {
+                OpKind::Delete => vec![&self.uow_id, &op.entity_id, revision, what],
+                _ => vec![
+                    &op.entity_id,
+                    &op.revision,
+                    entity_version,
+                    schema_id,
+                    schema_version,
+                    &op.payload,
+                    &self.uow_id,
+                ],
+            };
+            pipeline.push((Some(index), run(write, params)));
+        }
+        pipeline.push((
+            None,
+            client.batch_execute("COMMIT").map_ok(|()| vec![]).boxed(),
+        ));
+
+        let (owners, futures): (Vec<_>, Vec<_>) = pipeline.into_iter().unzip();
+        let mut results = join_all(futures).await;
+        // The first failure in pipeline order is the cause; later ones only report the abort.
+        if let Some(failed) = results.iter().position(Result::is_err) {
+            let err = results
+                .swap_remove(failed)
+                .expect_err("position found an error");
+            if err.as_db_error().is_some() {
+                // The server answered every statement and the trailing COMMIT rolled back:
+                // the connection is clean. Otherwise the outcome is unknown and Drop closes it.
+                self.state = State::Done;
+            }
+            return Err(self.commit_error(owners[failed].map(|i| &self.ops[i]), err));
+        }
+        self.state = State::Done;
+        let stamp_index = usize::from(!self.in_transaction);
+        let committed_at: DateTime<Utc> = results[stamp_index]
+            .as_ref()
+            .ok()
+            .and_then(|rows| rows.first())
+            .map(|row| row.try_get(0))
+            .transpose()?
+            .ok_or_else(|| Error::Corrupt("commit stamp missing".into()))?;
+        debug!(%committed_at, "unit of work committed");
+        let entities = self.committed_entities(committed_at);
+        Ok(Committed {
+            uow_id: self.uow_id,
+            committed_at,
+            entities,
+        })
+    }
+
+    fn commit_error(&self, op: Option<&Op>, err: tokio_postgres::Error) -> Error {
+        let Some(op) = op else {
+            return err.into();
+        };
+        let conflict = || Error::VersionConflict {
+            schema_id: op.schema_id.to_string(),
+            entity_id: op.entity_id,
+            expected: op.expected.map_or_else(
+                || format!("revision {}", op.revision - 1),
+                |v| v.to_string(),
+            ),
+            found: "a version written concurrently by another unit of work".into(),
+        };
+        match sql::db_error(&err) {
+            Some((sql::state::CONFLICT, _)) => conflict(),
+            Some(("23505", _)) if op.kind == OpKind::Create => Error::AlreadyExists {
+                what: format!("entity {}/{}", op.schema_id, op.entity_id),
+            },
+            Some(("23505", _)) => conflict(),
+            Some((sql::state::IMMUTABLE, _)) => Error::Immutable(
+                err.as_db_error()
+                    .map(|e| e.message().to_string())
+                    .unwrap_or_default(),
+            ),
+            _ => err.into(),
+        }
+    }
+
+    fn committed_entities(&self, committed_at: DateTime<Utc>) -> Vec<Entity> {
+        self.ops
+            .iter()
+            .map(|op| Entity {
+                entity_id: op.entity_id,
+                entity_version: op.entity_version,
+                revision: op.revision,
+                schema_id: op.schema_id.clone(),
+                schema_version: op.schema_version,
+                payload: op.payload.clone(),
+                created_at: committed_at,
+                updated_at: committed_at,
+                deleted_at: (op.kind == OpKind::Delete).then_some(committed_at),
+                is_active: true,
+                uow_id: self.uow_id,
+            })
+            .collect()
+    }
+}
