@@ -13,6 +13,7 @@ use crate::{Error, Result};
 ///
 /// Serializes to the entity JSON of the HTTP API and the CLI.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Entity {
     /// The entity (document lineage); never reused.
     pub entity_id: Uuid,
@@ -25,6 +26,7 @@ pub struct Entity {
     /// The schema version the payload was validated against.
     pub schema_version: Version,
     /// The document.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub payload: Value,
     /// Commit time of the unit of work that wrote this version.
     pub created_at: DateTime<Utc>,
@@ -40,6 +42,7 @@ pub struct Entity {
 
 /// One entry of an entity's history: the version and who wrote (and deleted) it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryEntry {
     /// The entity version.
     #[serde(flatten)]
@@ -85,4 +88,30 @@ impl Entity {
 pub(crate) fn parse_stored(text: &str) -> Result<Version> {
     text.parse()
         .map_err(|e: vellum_core::Error| Error::Corrupt(e.to_string()))
+}
+
+#[cfg(all(test, feature = "openapi"))]
+mod openapi_tests {
+    use serde_json::json;
+    use utoipa::{PartialSchema, ToSchema};
+
+    use super::*;
+
+    #[test]
+    fn a_history_entry_is_the_entity_schema_and_its_audit_fields() {
+        let schema = serde_json::to_value(HistoryEntry::schema()).unwrap();
+        assert_eq!(
+            schema["allOf"][0]["$ref"],
+            json!("#/components/schemas/Entity")
+        );
+        assert_eq!(schema["allOf"][1]["required"], json!(["actor"]));
+        let mut referenced = Vec::new();
+        HistoryEntry::schemas(&mut referenced);
+        let names: Vec<_> = referenced.iter().map(|(name, _)| name.as_str()).collect();
+        for name in ["Entity", "Version", "SchemaId"] {
+            assert!(names.contains(&name), "{name} in {names:?}");
+        }
+        let entity = serde_json::to_value(Entity::schema()).unwrap();
+        assert_eq!(entity["properties"]["payload"]["type"], json!("object"));
+    }
 }

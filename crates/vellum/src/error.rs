@@ -87,9 +87,15 @@ pub enum Error {
     #[error("database pool: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
 
+    /// A statement ran longer than [`StoreOptions::statement_timeout`](crate::StoreOptions)
+    /// (or was cancelled by a cancel request); its transaction was rolled back and nothing it
+    /// did was kept.
+    #[error("the statement took longer than the configured statement timeout")]
+    Timeout,
+
     /// PostgreSQL reported an error that has no domain meaning.
     #[error("database: {}", describe_db_error(.0))]
-    Database(#[from] tokio_postgres::Error),
+    Database(#[source] tokio_postgres::Error),
 
     /// An I/O error outside the database (files, processes).
     #[error("{context}: {source}")]
@@ -131,6 +137,17 @@ fn describe_db_error(err: &tokio_postgres::Error) -> String {
             Some(source) => format!("{err}: {source}"),
             None => err.to_string(),
         },
+    }
+}
+
+/// Every database error passes through here, so a statement stopped by the statement timeout
+/// is [`Error::Timeout`] wherever it happens.
+impl From<tokio_postgres::Error> for Error {
+    fn from(err: tokio_postgres::Error) -> Self {
+        match crate::sql::db_error(&err) {
+            Some((crate::sql::state::QUERY_CANCELED, _)) => Error::Timeout,
+            _ => Error::Database(err),
+        }
     }
 }
 

@@ -36,26 +36,41 @@
 //!
 //! Open a store on any PostgreSQL 13+ with [`Store::connect`], or on a private cluster in a data
 //! directory with [`EmbeddedCluster`] and [`Store::open_embedded`].
+//!
+//! Per-service API tokens with scopes are issued, checked and revoked with
+//! [`Store::issue_token`], [`Store::authenticate`] and [`Store::revoke_token`]; only their
+//! SHA-256 is stored.
+//!
+//! Cargo feature `openapi` (off by default) derives `utoipa::ToSchema` for the types the HTTP
+//! API returns.
 
+mod data_check;
 mod embedded;
 mod entity;
 mod error;
+mod health;
 mod migrate;
 mod raw;
 mod registry;
 mod service;
 mod sql;
 mod store;
+mod tokens;
 mod uow;
 
+pub use data_check::{CHECK_SAMPLES, CheckReport, FailingDocument};
 pub use embedded::{ClusterStatus, EmbeddedCluster, RunningCluster};
 pub use entity::{Entity, HistoryEntry};
 pub use error::{Error, Result};
+pub use health::PoolStatus;
 pub use raw::RawSql;
 pub use registry::{SchemaRegistry, SchemaSummary, SchemaVersion, SchemaVersionInfo};
 pub use service::Service;
 pub use store::{ServiceInfo, Store, StoreOptions};
+pub use tokens::{IssuedToken, Scope, TokenInfo};
 pub use uow::{Committed, Staged, UnitOfWork, UowOptions, WriteOptions};
+/// Malformed names, versions and schema definitions, as [`Error::InvalidInput`] carries them.
+pub use vellum_core::Error as CoreError;
 pub use vellum_core::{SchemaId, ServiceName, Version, Violation, schema::SchemaLimits};
 
 /// The PostgreSQL driver types that appear in vellum's API (raw SQL rows and parameters).

@@ -6,13 +6,14 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use serde_json::Value;
-use tokio_postgres::Row;
+use tokio_postgres::{Row, types::ToSql};
 use vellum_core::{CompiledSchema, SchemaId, Version};
 
-use crate::{Error, Result, Service, entity::parse_stored};
+use crate::{Error, Result, Service, entity::parse_stored, sql};
 
 /// One registered schema version, without its definition.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SchemaVersionInfo {
     /// The entity type.
     pub schema_id: SchemaId,
@@ -30,16 +31,19 @@ pub struct SchemaVersionInfo {
 
 /// One registered schema version with its definition.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SchemaVersion {
     /// State and identity.
     #[serde(flatten)]
     pub info: SchemaVersionInfo,
     /// The JSON Schema (draft 2020-12), exactly as registered.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub definition: Value,
 }
 
 /// An entity type with its active version, as listed by [`SchemaRegistry::list`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SchemaSummary {
     /// The entity type.
     pub schema_id: SchemaId,
@@ -52,7 +56,7 @@ pub struct SchemaSummary {
 /// The schema repository of one service; see [`Service::schemas`].
 #[derive(Debug, Clone, Copy)]
 pub struct SchemaRegistry<'a> {
-    service: &'a Service,
+    pub(crate) service: &'a Service,
 }
 
 const INFO_COLUMNS: &str =
@@ -90,24 +94,8 @@ impl<'a> SchemaRegistry<'a> {
             .iter()
             .map(|row| Ok((parse_stored(row.try_get(0)?)?, row.try_get(1)?)))
             .collect::<Result<_>>()?;
-        if existing.iter().any(|(v, _)| *v == version) {
-            return Err(Error::AlreadyExists {
-                what: format!("schema {schema_id} version {version}"),
-            });
-        }
-        if let Some(newest) = existing
-            .iter()
-            .map(|(v, _)| *v)
-            .filter(|v| v.major == version.major)
-            .max()
-            && newest > version
-        {
-            return Err(Error::NotAllowed(format!(
-                "schema {schema_id} version {version} is lower than {newest}, already registered \
-                 in major line {}: new versions must be greater than every version of their major",
-                version.major
-            )));
-        }
+        let registered: Vec<Version> = existing.iter().map(|(v, _)| *v).collect();
+        check_new_version(schema_id, &registered, version)?;
         let first = existing.is_empty();
         if first {
             tx.batch_execute(&self.service.idents.entity_table_ddl(schema_id))
@@ -312,18 +300,28 @@ impl<'a> SchemaRegistry<'a> {
         info_from_row(&row)
     }
 
-    /// Serializes the changes of one schema id (registration, activation, deletion) until the
+    /// Starts a change of one schema id in `tx`: applies the store's statement timeout, and
+    /// serializes the changes of the schema id (registration, activation, deletion) until the
     /// transaction ends, so the ordering rule and the one-active-version rule hold under
-    /// concurrent callers.
+    /// concurrent callers. The two statements are pipelined: one round trip.
     async fn lock_schema_id(&self, tx: &impl GenericClient, schema_id: &SchemaId) -> Result<()> {
-        tx.execute(
+        let key = format!("vellum:schema:{}/{}", self.service.name, schema_id);
+        let params: [&(dyn ToSql + Sync); 1] = [&key];
+        let lock = tx.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            &[&format!(
-                "vellum:schema:{}/{}",
-                self.service.name, schema_id
-            )],
-        )
-        .await?;
+            &params,
+        );
+        match self.service.store.statement_timeout() {
+            Some(timeout) => {
+                let set_timeout = sql::set_statement_timeout(timeout);
+                let (set, locked) = tokio::join!(tx.batch_execute(&set_timeout), lock);
+                set?;
+                locked?;
+            }
+            None => {
+                lock.await?;
+            }
+        }
         Ok(())
     }
 
@@ -359,6 +357,34 @@ impl<'a> SchemaRegistry<'a> {
     fn table(&self) -> String {
         self.service.idents.fixed("schemas")
     }
+}
+
+/// Whether `version` may be registered next to the `registered` ones: it must be new, and greater
+/// than every version of its major line.
+pub(crate) fn check_new_version(
+    schema_id: &SchemaId,
+    registered: &[Version],
+    version: Version,
+) -> Result<()> {
+    if registered.contains(&version) {
+        return Err(Error::AlreadyExists {
+            what: format!("schema {schema_id} version {version}"),
+        });
+    }
+    if let Some(newest) = registered
+        .iter()
+        .copied()
+        .filter(|v| v.major == version.major)
+        .max()
+        && newest > version
+    {
+        return Err(Error::NotAllowed(format!(
+            "schema {schema_id} version {version} is lower than {newest}, already registered \
+             in major line {}: new versions must be greater than every version of their major",
+            version.major
+        )));
+    }
+    Ok(())
 }
 
 fn schema_id_from(row: &Row) -> Result<SchemaId> {

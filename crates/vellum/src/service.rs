@@ -180,8 +180,20 @@ impl Service {
             .collect()
     }
 
+    /// `begin` followed by the settings of every transaction of this service: its role, and the
+    /// store's statement timeout when there is one. One batch, so they cost no round trip.
+    pub(crate) fn begin_sql(&self, begin: &str) -> String {
+        let mut sql = format!("{begin}; {}", self.idents.set_role());
+        if let Some(timeout) = self.store.statement_timeout() {
+            sql.push_str("; ");
+            sql.push_str(&crate::sql::set_statement_timeout(timeout));
+        }
+        sql
+    }
+
     /// Runs one read-only statement under the service role, in one round trip: `BEGIN; SET
-    /// LOCAL ROLE`, the optional stamp barrier, the statement and `COMMIT` are pipelined.
+    /// LOCAL ROLE` (and the statement timeout), the optional stamp barrier, the statement and
+    /// `COMMIT` are pipelined.
     async fn read(
         &self,
         schema_id: &SchemaId,
@@ -199,7 +211,7 @@ impl Service {
         } else {
             None
         };
-        let begin = format!("BEGIN READ ONLY; {}", self.idents.set_role());
+        let begin = self.begin_sql("BEGIN READ ONLY");
         let barrier_fut = async {
             match &barrier_stmt {
                 Some(stmt) => client

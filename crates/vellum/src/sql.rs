@@ -4,11 +4,15 @@
 //! [`SchemaId`]) and is quoted here; every value is a bound parameter. Nothing else in the crate
 //! formats SQL from input.
 
+use std::time::Duration;
+
 use vellum_core::{SchemaId, ServiceName};
 
 /// vellum's own DDL, applied in order by [`crate::migrate`].
-pub(crate) const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "system schema", include_str!("sql/0001_system.sql"))];
+pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "system schema", include_str!("sql/0001_system.sql")),
+    (2, "api tokens", include_str!("sql/0002_api_tokens.sql")),
+];
 
 const SERVICE_DDL: &str = include_str!("sql/service.sql");
 const ENTITY_TABLE_DDL: &str = include_str!("sql/entity_table.sql");
@@ -87,8 +91,21 @@ pub(crate) fn grant_role_to_owner(service: &ServiceName) -> String {
     format!("GRANT {} TO CURRENT_USER", quote(&role_name(service)))
 }
 
+/// `SET LOCAL statement_timeout` for one transaction, in whole milliseconds formatted here from
+/// a [`Duration`], never from text. Rounded up, and at least 1 ms: PostgreSQL reads 0 as "no
+/// timeout", the opposite of what a tiny timeout asks for.
+pub(crate) fn set_statement_timeout(timeout: Duration) -> String {
+    let millis = timeout
+        .as_nanos()
+        .div_ceil(1_000_000)
+        .clamp(1, i32::MAX as u128);
+    format!("SET LOCAL statement_timeout = '{millis}ms'")
+}
+
 /// SQLSTATEs vellum gives meaning to.
 pub(crate) mod state {
+    /// `query_canceled`: the statement timeout (or a cancel request) stopped the statement.
+    pub(crate) const QUERY_CANCELED: &str = "57014";
     /// Raised by vellum's guards: a change to immutable history.
     pub(crate) const IMMUTABLE: &str = "VL001";
     /// Raised by `vellum.expect_changed`: a write found nothing to change.
@@ -110,6 +127,24 @@ mod tests {
         let table = ids.entity_table(&SchemaId::new("sales_order").unwrap());
         assert_eq!(table, "\"orders\".\"sales_order\"");
         assert_eq!(ids.set_role(), "SET LOCAL ROLE \"vellum_svc_orders\"");
+    }
+
+    #[test]
+    fn statement_timeout_is_whole_milliseconds_rounded_up_and_never_zero() {
+        let set = |d| set_statement_timeout(d);
+        assert_eq!(
+            set(Duration::from_millis(50)),
+            "SET LOCAL statement_timeout = '50ms'"
+        );
+        assert_eq!(
+            set(Duration::from_micros(1500)),
+            "SET LOCAL statement_timeout = '2ms'"
+        );
+        assert_eq!(set(Duration::ZERO), "SET LOCAL statement_timeout = '1ms'");
+        assert_eq!(
+            set(Duration::from_secs(u64::MAX)),
+            format!("SET LOCAL statement_timeout = '{}ms'", i32::MAX)
+        );
     }
 
     #[test]

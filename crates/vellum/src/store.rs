@@ -3,6 +3,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, RwLock},
+    time::Duration,
 };
 
 use chrono::{DateTime, Utc};
@@ -24,6 +25,15 @@ pub struct StoreOptions {
     pub pool_size: usize,
     /// Limits applied to schema definitions when they are registered and compiled.
     pub schema_limits: SchemaLimits,
+    /// The longest any one statement of a service's transaction may run (default: none). Set
+    /// with `SET LOCAL` in the batch that begins each unit of work, service read and schema
+    /// registry change, so it never outlives the transaction; a statement that runs longer is
+    /// cancelled by PostgreSQL, its transaction rolls back, and the call fails with
+    /// [`Error::Timeout`]. Applied in whole milliseconds, rounded up.
+    pub statement_timeout: Option<Duration>,
+    /// The longest a caller waits for a free pooled connection before getting
+    /// [`Error::Pool`] (default 30 s), so an exhausted pool answers instead of hanging.
+    pub pool_wait_timeout: Duration,
 }
 
 impl Default for StoreOptions {
@@ -31,6 +41,8 @@ impl Default for StoreOptions {
         Self {
             pool_size: 16,
             schema_limits: SchemaLimits::default(),
+            statement_timeout: None,
+            pool_wait_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -63,6 +75,7 @@ impl std::fmt::Debug for Store {
 
 /// A provisioned service, as listed by [`Store::services`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceInfo {
     /// The service name, also the name of its PostgreSQL schema.
     pub name: ServiceName,
@@ -98,6 +111,7 @@ impl Store {
         );
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1))
+            .wait_timeout(Some(options.pool_wait_timeout))
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| Error::NotAllowed(format!("invalid pool settings: {e}")))?;
@@ -120,6 +134,14 @@ impl Store {
 
     pub(crate) fn schema_limits(&self) -> &SchemaLimits {
         &self.inner.options.schema_limits
+    }
+
+    pub(crate) fn statement_timeout(&self) -> Option<Duration> {
+        self.inner.options.statement_timeout
+    }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.inner.pool
     }
 
     /// Provisions a service: its PostgreSQL schema, its role, and its fixed tables.

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// Displayed as `at "<pointer>": <message>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Violation {
     /// RFC 6901 JSON pointer to the offending value in the instance (the document, or the
     /// definition being compiled); `""` for the root.

@@ -1,5 +1,5 @@
--- vellum system schema: the service registry and the guards every service table uses.
-CREATE SCHEMA IF NOT EXISTS vellum;
+-- vellum system schema (created by the migration bootstrap): the service registry and the
+-- guards every service table uses.
 
 CREATE TABLE vellum.services (
     name        text PRIMARY KEY,

@@ -105,10 +105,7 @@ impl UnitOfWork {
     pub(crate) async fn begin(service: Service, options: UowOptions) -> Result<Self> {
         options.check()?;
         let client = service.client().await?;
-        let begin_sql = format!(
-            "BEGIN ISOLATION LEVEL READ COMMITTED; {}",
-            service.idents.set_role()
-        );
+        let begin_sql = service.begin_sql("BEGIN ISOLATION LEVEL READ COMMITTED");
         Ok(Self {
             service,
             client: Some(client),

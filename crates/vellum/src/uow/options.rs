@@ -8,7 +8,7 @@ use vellum_core::{SchemaId, Version};
 
 use crate::{Entity, Error, Result};
 
-/// Who runs a unit of work, and why; see [`Service::begin_with`].
+/// Who runs a unit of work, and why; see [`Service::begin_with`](crate::Service::begin_with).
 #[derive(Debug, Clone)]
 pub struct UowOptions {
     pub(super) actor: String,
@@ -93,6 +93,7 @@ impl WriteOptions {
 
 /// A write staged in a unit of work: what it will store when the unit of work commits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Staged {
     /// The entity type.
     pub schema_id: SchemaId,
@@ -108,6 +109,7 @@ pub struct Staged {
 
 /// The outcome of a committed unit of work.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Committed {
     /// The unit of work, as recorded in the audit trail.
     pub uow_id: Uuid,

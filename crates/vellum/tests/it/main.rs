@@ -3,8 +3,11 @@
 mod embedded;
 mod entities;
 mod fixtures;
+mod health;
 mod registry;
+mod statement_timeout;
 #[allow(dead_code, reason = "shared with the CLI tests, which use other parts")]
 mod support;
 mod time_travel;
+mod tokens;
 mod unit_of_work;

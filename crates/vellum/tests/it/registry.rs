@@ -221,3 +221,102 @@ async fn concurrent_activations_leave_exactly_one_active_version() {
         "{versions:?}"
     );
 }
+
+#[tokio::test]
+async fn a_check_validates_every_current_document_against_the_candidate_and_registers_nothing() {
+    let f = Fixture::new().await;
+    let order = id("sales_order");
+    let mut uow = f.service.begin("alice").await.unwrap();
+    let with_total = uow
+        .create(
+            &order,
+            json!({"customer": "a", "total": 1}),
+            vellum::WriteOptions::default(),
+        )
+        .await
+        .unwrap();
+    let mut without_total = Vec::new();
+    for n in 0..25 {
+        let staged = uow
+            .create(
+                &order,
+                json!({"customer": format!("c{n}")}),
+                vellum::WriteOptions::default(),
+            )
+            .await
+            .unwrap();
+        without_total.push(staged.entity_id);
+    }
+    let deleted = uow
+        .create(
+            &order,
+            json!({"customer": "gone"}),
+            vellum::WriteOptions::default(),
+        )
+        .await
+        .unwrap();
+    uow.commit().await.unwrap();
+    let mut uow = f.service.begin("alice").await.unwrap();
+    uow.delete(&order, deleted.entity_id, None).await.unwrap();
+    uow.commit().await.unwrap();
+
+    let mut stricter = order_schema();
+    stricter["required"] = json!(["customer", "total"]);
+    let report = f
+        .service
+        .schemas()
+        .check(&order, v("2.0.0"), &stricter)
+        .await
+        .unwrap();
+    assert!(report.registration_problems.is_empty());
+    assert_eq!(
+        (report.documents_checked, report.documents_failing),
+        (26, 25),
+        "deleted documents are not checked"
+    );
+    assert_eq!(report.samples.len(), vellum::CHECK_SAMPLES);
+    assert!(
+        report
+            .samples
+            .iter()
+            .all(|s| without_total.contains(&s.entity_id))
+    );
+    assert!(
+        !report
+            .samples
+            .iter()
+            .any(|s| s.entity_id == with_total.entity_id)
+    );
+    assert_eq!(report.samples[0].violations[0].keyword, "required");
+
+    let again = f
+        .service
+        .schemas()
+        .check(&order, v("1.0.0"), &order_schema())
+        .await
+        .unwrap();
+    assert_eq!(again.registration_problems.len(), 1, "1.0.0 exists");
+    assert_eq!(again.documents_failing, 0);
+    let fresh = f
+        .service
+        .schemas()
+        .check(&id("invoice"), v("1.0.0"), &order_schema())
+        .await
+        .unwrap();
+    assert_eq!(
+        (fresh.documents_checked, fresh.registration_problems.len()),
+        (0, 0)
+    );
+    assert!(matches!(
+        f.service
+            .schemas()
+            .check(&order, v("2.0.0"), &json!({"type": 5}))
+            .await,
+        Err(Error::InvalidInput(_))
+    ));
+    assert_eq!(
+        f.service.schemas().versions(&order).await.unwrap().len(),
+        1,
+        "nothing registered"
+    );
+}

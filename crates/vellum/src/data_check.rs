@@ -1,0 +1,114 @@
+//! Checking a candidate schema version before registering it: would the registry accept it, and
+//! which stored documents would it refuse.
+
+use std::pin::pin;
+
+use futures_util::TryStreamExt;
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+use vellum_core::{CompiledSchema, SchemaId, Version, Violation};
+
+use crate::{Error, Result, SchemaRegistry, entity::parse_stored, registry::check_new_version};
+
+/// How many failing documents a check reports in full.
+pub const CHECK_SAMPLES: usize = 20;
+
+/// The outcome of [`SchemaRegistry::check`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CheckReport {
+    /// The entity type.
+    pub schema_id: SchemaId,
+    /// The candidate version.
+    pub version: Version,
+    /// Why registering the candidate would be refused (an existing version, the ordering rule);
+    /// empty when it would be accepted.
+    pub registration_problems: Vec<String>,
+    /// Active, non-deleted documents of the entity type that were validated.
+    pub documents_checked: u64,
+    /// How many of them the candidate refuses.
+    pub documents_failing: u64,
+    /// Up to 20 of the failing documents, with every violation.
+    pub samples: Vec<FailingDocument>,
+}
+
+/// A stored document the candidate schema refuses.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FailingDocument {
+    /// The entity.
+    pub entity_id: Uuid,
+    /// Its current version.
+    pub entity_version: Version,
+    /// Every violation, with its JSON pointer.
+    pub violations: Vec<Violation>,
+}
+
+impl SchemaRegistry<'_> {
+    /// Checks a candidate version without registering anything: the definition must be a valid
+    /// schema (else the same error as [`register`](Self::register)); the report says whether
+    /// registration would be accepted and validates every current document of the entity type
+    /// against the candidate, streaming them, so memory stays flat however many there are.
+    pub async fn check(
+        &self,
+        schema_id: &SchemaId,
+        version: Version,
+        definition: &Value,
+    ) -> Result<CheckReport> {
+        let service = self.service;
+        let candidate = CompiledSchema::compile(definition, service.store.schema_limits())?;
+        let registered: Vec<Version> = match self.versions(schema_id).await {
+            Ok(versions) => versions
+                .into_iter()
+                .map(|info| info.schema_version)
+                .collect(),
+            Err(Error::NotFound { .. }) => Vec::new(),
+            Err(err) => return Err(err),
+        };
+        let registration_problems = match check_new_version(schema_id, &registered, version) {
+            Ok(()) => Vec::new(),
+            Err(problem) => vec![problem.to_string()],
+        };
+        let mut report = CheckReport {
+            schema_id: schema_id.clone(),
+            version,
+            registration_problems,
+            documents_checked: 0,
+            documents_failing: 0,
+            samples: Vec::new(),
+        };
+        if registered.is_empty() {
+            return Ok(report); // no entity table yet: no documents
+        }
+
+        let mut client = service.client().await?;
+        // A transaction guard: dropped unfinished, it rolls back before the connection is reused.
+        let tx = client.transaction().await?;
+        tx.batch_execute(&service.begin_sql("SET TRANSACTION READ ONLY"))
+            .await?;
+        let sql = format!(
+            "SELECT entity_id, entity_version, payload FROM {} WHERE is_active AND deleted_at IS NULL",
+            service.idents.entity_table(schema_id)
+        );
+        let stmt = tx.prepare_cached(&sql).await?;
+        let no_params: [&(dyn tokio_postgres::types::ToSql + Sync); 0] = [];
+        let mut rows = pin!(tx.query_raw(&stmt, no_params).await?);
+        while let Some(row) = rows.try_next().await? {
+            report.documents_checked += 1;
+            let payload: Value = row.try_get(2)?;
+            if let Err(violations) = candidate.validate(&payload) {
+                report.documents_failing += 1;
+                if report.samples.len() < CHECK_SAMPLES {
+                    report.samples.push(FailingDocument {
+                        entity_id: row.try_get(0)?,
+                        entity_version: parse_stored(row.try_get(1)?)?,
+                        violations,
+                    });
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+}
