@@ -22,10 +22,11 @@ use vellum::{SchemaId, ServiceName, Version};
 #[command(name = "vellum", version, max_term_width = 100)]
 pub(crate) struct Cli {
     /// PostgreSQL to use instead of the embedded cluster (postgres://user@host:port/db).
-    #[arg(long, global = true, env = "DATABASE_URL", conflicts_with = "data_dir")]
+    #[arg(long, global = true, env = "DATABASE_URL")]
     pub(crate) database_url: Option<String>,
 
-    /// Data directory of the embedded cluster.
+    /// Data directory: the embedded cluster (when no database URL is given) and the server's
+    /// admin-token file.
     #[arg(
         long,
         global = true,
@@ -34,12 +35,30 @@ pub(crate) struct Cli {
     )]
     pub(crate) data_dir: PathBuf,
 
+    /// Log format on stderr (filter with VELLUM_LOG, e.g. VELLUM_LOG=debug).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+
     #[command(subcommand)]
     pub(crate) command: Command,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Run the HTTP API server (see docs/http-api.md) until SIGINT or SIGTERM.
+    ///
+    /// The admin token is VELLUM_ADMIN_TOKEN, or the one in <data dir>/admin-token, generated
+    /// (mode 0600) on first start. Service tokens come from POST /v1/{service}/tokens.
+    Serve(ServeArgs),
     /// Manage the embedded PostgreSQL cluster.
     #[command(subcommand)]
     Db(DbCommand),
@@ -52,6 +71,29 @@ pub(crate) enum Command {
     /// Create, read, update, delete entities and read their history.
     #[command(subcommand)]
     Entity(EntityCommand),
+}
+
+/// Options of `vellum serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "VELLUM_LISTEN", default_value = "127.0.0.1:8080")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// Largest request body in bytes; larger ones get 413.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub(crate) max_body_bytes: usize,
+    /// Deepest JSON nesting accepted in a body (at most 128).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=128))]
+    pub(crate) max_json_depth: u16,
+    /// Seconds a request may take before it is answered 503.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) request_timeout: u64,
+    /// Milliseconds a database statement may take (PostgreSQL statement_timeout).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) statement_timeout: u64,
+    /// Database connections in the pool.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub(crate) pool_size: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -236,18 +278,24 @@ mod tests {
     }
 
     #[test]
-    fn database_url_and_data_dir_exclude_each_other() {
-        let err = Cli::try_parse_from([
-            "vellum",
-            "--database-url",
-            "postgres://x",
-            "--data-dir",
-            "d",
-            "db",
-            "status",
-        ])
-        .unwrap_err();
-        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    fn serve_limits_are_checked_when_parsed() {
+        for args in [
+            &["vellum", "serve", "--listen", "nowhere"][..],
+            &["vellum", "serve", "--max-json-depth", "1000"],
+            &["vellum", "serve", "--request-timeout", "0"],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{args:?}"
+            );
+        }
+        let cli = Cli::try_parse_from(["vellum", "serve"]).unwrap();
+        let Command::Serve(serve) = cli.command else {
+            panic!("parsed as serve")
+        };
+        assert_eq!(serve.listen.to_string(), "127.0.0.1:8080");
     }
 
     #[test]

@@ -22,13 +22,26 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await?
         }
+        Command::Serve(args) => {
+            let mut options = StoreOptions::default();
+            options.pool_size = args.pool_size as usize;
+            options.statement_timeout =
+                Some(std::time::Duration::from_millis(args.statement_timeout));
+            let store = open(cli.database_url.as_deref(), &cli.data_dir, options).await?;
+            return crate::serve::serve(store, &cli.data_dir, args).await;
+        }
         command => {
-            let store = open(cli.database_url.as_deref(), &cli.data_dir).await?;
+            let store = open(
+                cli.database_url.as_deref(),
+                &cli.data_dir,
+                StoreOptions::default(),
+            )
+            .await?;
             let output = match command {
                 Command::Service(command) => service(&store, command).await?,
                 Command::Schema(command) => schema(&store, command).await?,
                 Command::Entity(command) => entity(&store, command).await?,
-                Command::Db(_) => unreachable!("handled above"),
+                Command::Db(_) | Command::Serve(_) => unreachable!("handled above"),
             };
             drop(store);
             output
@@ -38,17 +51,21 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn open(database_url: Option<&str>, data_dir: &Path) -> anyhow::Result<Store> {
+async fn open(
+    database_url: Option<&str>,
+    data_dir: &Path,
+    options: StoreOptions,
+) -> anyhow::Result<Store> {
     Ok(match database_url {
         Some(url) => {
             let config = url
                 .parse()
                 .context("--database-url / DATABASE_URL is not a valid PostgreSQL URL")?;
-            Store::connect(config, StoreOptions::default()).await?
+            Store::connect(config, options).await?
         }
         None => {
             let cluster = EmbeddedCluster::new(data_dir).start().await?;
-            Store::open_embedded(cluster, StoreOptions::default()).await?
+            Store::open_embedded(cluster, options).await?
         }
     })
 }

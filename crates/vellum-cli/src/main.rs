@@ -2,6 +2,7 @@
 
 mod args;
 mod commands;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -10,20 +11,33 @@ use vellum::Error;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VELLUM_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = args::Cli::parse();
+    init_logging(&cli);
     match commands::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             report(&err);
             exit_code(&err)
         }
+    }
+}
+
+/// Logs to stderr, filtered by `VELLUM_LOG` (default: info for `serve`, warn otherwise).
+fn init_logging(cli: &args::Cli) {
+    // tokio_postgres logs server NOTICEs at info: keep them out unless asked for.
+    let default = if matches!(cli.command, args::Command::Serve(_)) {
+        "info,tokio_postgres=warn"
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VELLUM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        args::LogFormat::Text => builder.init(),
+        args::LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }
 

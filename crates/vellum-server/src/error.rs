@@ -1,0 +1,260 @@
+//! Errors as RFC 9457 problem details (`application/problem+json`).
+
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+use vellum::Violation;
+
+/// The media type of every error response.
+pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error response: a stable `type` per kind of error, a human `detail`, and for invalid
+/// documents every violation with its JSON pointer. Never carries SQL or internal detail.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Problem {
+    /// Stable identifier of the kind of error, e.g. `urn:vellum:problem:not-found`.
+    #[serde(rename = "type")]
+    kind: String,
+    /// Short summary of the kind of error.
+    title: &'static str,
+    /// The HTTP status code.
+    status: u16,
+    /// What went wrong in this request.
+    detail: String,
+    /// For invalid documents: every violation, with its JSON pointer into the document.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    violations: Option<Vec<Violation>>,
+}
+
+/// An error a handler returns; turned into a problem+json response.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    slug: &'static str,
+    title: &'static str,
+    detail: String,
+    violations: Option<Vec<Violation>>,
+}
+
+impl ApiError {
+    fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            slug,
+            title,
+            detail: detail.into(),
+            violations: None,
+        }
+    }
+
+    pub(crate) fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad request",
+            detail,
+        )
+    }
+
+    pub(crate) fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Authentication required",
+            detail,
+        )
+    }
+
+    pub(crate) fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Not allowed for this token",
+            detail,
+        )
+    }
+
+    pub(crate) fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    pub(crate) fn payload_too_large(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Request body too large",
+            detail,
+        )
+    }
+
+    pub(crate) fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            detail,
+        )
+    }
+
+    pub(crate) fn precondition_failed(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition-failed",
+            "Version precondition failed",
+            detail,
+        )
+    }
+
+    pub(crate) fn timeout(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "Request timed out",
+            detail,
+        )
+    }
+
+    pub(crate) fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+            detail,
+        )
+    }
+
+    /// A version conflict, answered 412 when the client sent `If-Match` and 409 otherwise.
+    pub(crate) fn from_store(err: vellum::Error, if_match: bool) -> Self {
+        match err {
+            vellum::Error::VersionConflict { .. } if if_match => {
+                Self::precondition_failed(err.to_string())
+            }
+            err => err.into(),
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<vellum::Error> for ApiError {
+    fn from(err: vellum::Error) -> Self {
+        use vellum::Error as E;
+        let detail = err.to_string();
+        match err {
+            E::NotFound { .. } => Self::not_found(detail),
+            E::VersionConflict { .. } => Self::new(
+                StatusCode::CONFLICT,
+                "version-conflict",
+                "Version conflict",
+                detail,
+            ),
+            E::AlreadyExists { .. } => Self::new(
+                StatusCode::CONFLICT,
+                "already-exists",
+                "Already exists",
+                detail,
+            ),
+            E::NotAllowed(_) | E::UnitOfWorkFailed { .. } => Self::new(
+                StatusCode::CONFLICT,
+                "not-allowed",
+                "Not allowed in the current state",
+                detail,
+            ),
+            E::Immutable(_) => Self::new(
+                StatusCode::CONFLICT,
+                "immutable",
+                "History is immutable",
+                detail,
+            ),
+            E::Validation { violations, .. } => Self {
+                violations: Some(violations),
+                ..Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation-failed",
+                    "Document does not match its schema",
+                    detail,
+                )
+            },
+            E::InvalidInput(vellum_core_err) => invalid_input(vellum_core_err),
+            E::InvalidSchema(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-schema",
+                "Invalid schema definition",
+                detail,
+            ),
+            E::Timeout => {
+                Self::timeout("the database statement took longer than the configured timeout")
+            }
+            E::Pool(_) => {
+                tracing::error!(error = %detail, "database pool");
+                Self::unavailable("the database is not reachable right now; retry later")
+            }
+            other => {
+                // Database and I/O errors may carry SQL or paths: log them, answer generically.
+                tracing::error!(error = %other, "internal error");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Internal error",
+                    "an internal error occurred; it was logged",
+                )
+            }
+        }
+    }
+}
+
+/// Malformed names, versions and schema definitions from `vellum-core`.
+fn invalid_input(err: vellum::CoreError) -> ApiError {
+    let detail = err.to_string();
+    match err {
+        vellum::CoreError::InvalidSchema { problems } => ApiError {
+            violations: Some(problems),
+            ..ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-schema",
+                "Invalid schema definition",
+                detail,
+            )
+        },
+        vellum::CoreError::InvalidDocument { .. } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+            "Document does not match its schema",
+            detail,
+        ),
+        _ => ApiError::bad_request(detail),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = Problem {
+            kind: format!("urn:vellum:problem:{}", self.slug),
+            title: self.title,
+            status: self.status.as_u16(),
+            detail: self.detail,
+            violations: self.violations,
+        };
+        let mut response = (self.status, axum::Json(problem)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"vellum\""),
+            );
+        }
+        response
+    }
+}

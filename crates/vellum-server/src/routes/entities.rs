@@ -1,0 +1,330 @@
+//! `/v1/{service}/entities/...`: create, read (latest, by version, as of), replace, merge-patch,
+//! delete, history.
+
+use axum::{
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::IntoParams;
+use uuid::Uuid;
+use vellum::{
+    Entity, HistoryEntry, SchemaId, Scope, ServiceName, UowOptions, Version, WriteOptions,
+};
+
+use super::responses::{ConditionalWriteErrors, ReadErrors, WriteErrors};
+use crate::{
+    AppState,
+    auth::Caller,
+    error::ApiError,
+    extract::{JsonBody, ValidPath, ValidQuery},
+    merge_patch::merge_patch,
+};
+
+/// The header a caller may use to name the end user it acts for (recorded as the actor).
+const ACTOR_HEADER: &str = "vellum-actor";
+
+/// How often a merge patch without `If-Match` is re-applied after losing a race.
+const PATCH_ATTEMPTS: usize = 3;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ReadQuery {
+    /// Read this entity version instead of the current one (superseded and deleted ones too).
+    version: Option<Version>,
+    /// Read the entity as it was at this time (RFC 3339).
+    as_of: Option<DateTime<Utc>>,
+}
+
+/// Create an entity. The body is the document; it is validated against the active schema
+/// version. Answers 201 with the stored version, `ETag` (the entity version) and `Location`.
+#[utoipa::path(
+    post, path = "/v1/{service}/entities/{schema_id}", tag = "entities",
+    params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path),
+           ("vellum-actor" = Option<String>, Header, description = "The end user this write is made for, recorded as the actor")),
+    request_body(content = Object, description = "The document", content_type = "application/json"),
+    responses((status = 201, description = "Created", body = Entity,
+               headers(("ETag" = String, description = "The quoted entity version"), ("Location" = String))),
+              WriteErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ValidPath((service, schema_id)): ValidPath<(ServiceName, SchemaId)>,
+    headers: HeaderMap,
+    JsonBody(payload): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    caller.require(&service, Scope::Write)?;
+    let handle = state.service(&service).await?;
+    let mut uow = handle.begin_with(uow_options(&caller, &headers)?).await?;
+    uow.create(&schema_id, payload, WriteOptions::default())
+        .await?;
+    let entity = committed_entity(&service, uow.commit().await?);
+    let location = format!("/v1/{service}/entities/{schema_id}/{}", entity.entity_id);
+    let mut response = (StatusCode::CREATED, entity_response(&entity)).into_response();
+    response
+        .headers_mut()
+        .insert(header::LOCATION, header_value(&location));
+    Ok(response)
+}
+
+/// Read an entity: the current version, a given `version`, or the version current `as_of` a
+/// time. A deleted entity is 404 unless read by version.
+#[utoipa::path(
+    get, path = "/v1/{service}/entities/{schema_id}/{id}", tag = "entities",
+    params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path), ("id" = Uuid, Path), ReadQuery),
+    responses((status = 200, description = "The entity version", body = Entity,
+               headers(("ETag" = String, description = "The quoted entity version"))),
+              ReadErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    ValidPath((service, schema_id, id)): ValidPath<(ServiceName, SchemaId, Uuid)>,
+    ValidQuery(query): ValidQuery<ReadQuery>,
+) -> Result<Response, ApiError> {
+    caller.require(&service, Scope::Read)?;
+    let handle = state.service(&service).await?;
+    let entity = match (query.version, query.as_of) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "give either version or as_of, not both",
+            ));
+        }
+        (Some(version), None) => handle.get_version(&schema_id, id, &version).await?,
+        (None, Some(as_of)) => handle.get_as_of(&schema_id, id, as_of).await?,
+        (None, None) => handle.get(&schema_id, id).await?,
+    };
+    Ok(entity_response(&entity).into_response())
+}
+
+/// Replace an entity's document, writing a new version. With `If-Match: "<entity_version>"`
+/// the write happens only if that is still the current version (else 412).
+#[utoipa::path(
+    put, path = "/v1/{service}/entities/{schema_id}/{id}", tag = "entities",
+    params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path), ("id" = Uuid, Path),
+           ("If-Match" = Option<String>, Header, description = "The quoted entity version the write expects"),
+           ("vellum-actor" = Option<String>, Header, description = "The end user this write is made for")),
+    request_body(content = Object, description = "The whole new document", content_type = "application/json"),
+    responses((status = 200, description = "The new version", body = Entity,
+               headers(("ETag" = String, description = "The quoted entity version"))),
+              ConditionalWriteErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn replace(
+    State(state): State<AppState>,
+    caller: Caller,
+    ValidPath((service, schema_id, id)): ValidPath<(ServiceName, SchemaId, Uuid)>,
+    headers: HeaderMap,
+    JsonBody(payload): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    caller.require(&service, Scope::Write)?;
+    let expected = if_match(&headers)?;
+    let handle = state.service(&service).await?;
+    let mut uow = handle.begin_with(uow_options(&caller, &headers)?).await?;
+    let written = async {
+        let mut options = WriteOptions::default();
+        options.expected_version = expected;
+        uow.update(&schema_id, id, payload, options).await?;
+        uow.commit().await
+    }
+    .await
+    .map_err(|err| ApiError::from_store(err, expected.is_some()))?;
+    Ok(entity_response(&committed_entity(&service, written)).into_response())
+}
+
+/// Apply a JSON Merge Patch (RFC 7396) to an entity's current document, writing a new version.
+/// `If-Match` is honoured as for PUT; without it, a patch that races another writer is
+/// re-applied to the newer version.
+#[utoipa::path(
+    patch, path = "/v1/{service}/entities/{schema_id}/{id}", tag = "entities",
+    params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path), ("id" = Uuid, Path),
+           ("If-Match" = Option<String>, Header, description = "The quoted entity version the write expects"),
+           ("vellum-actor" = Option<String>, Header, description = "The end user this write is made for")),
+    request_body(content = Object, description = "A JSON Merge Patch", content_type = "application/merge-patch+json"),
+    responses((status = 200, description = "The new version", body = Entity,
+               headers(("ETag" = String, description = "The quoted entity version"))),
+              ConditionalWriteErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn patch(
+    State(state): State<AppState>,
+    caller: Caller,
+    ValidPath((service, schema_id, id)): ValidPath<(ServiceName, SchemaId, Uuid)>,
+    headers: HeaderMap,
+    JsonBody(patch): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    caller.require(&service, Scope::Write)?;
+    let expected = if_match(&headers)?;
+    let handle = state.service(&service).await?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut uow = handle.begin_with(uow_options(&caller, &headers)?).await?;
+        let result = async {
+            let current = uow.get(&schema_id, id).await?;
+            if let Some(expected) = expected
+                && expected != current.entity_version
+            {
+                return Err(vellum::Error::VersionConflict {
+                    schema_id: schema_id.to_string(),
+                    entity_id: id,
+                    expected: expected.to_string(),
+                    found: current.entity_version.to_string(),
+                });
+            }
+            let mut document = current.payload;
+            merge_patch(&mut document, &patch);
+            uow.update(
+                &schema_id,
+                id,
+                document,
+                WriteOptions::expect(current.entity_version),
+            )
+            .await?;
+            uow.commit().await
+        }
+        .await;
+        match result {
+            Ok(written) => {
+                return Ok(entity_response(&committed_entity(&service, written)).into_response());
+            }
+            Err(vellum::Error::VersionConflict { .. })
+                if expected.is_none() && attempt < PATCH_ATTEMPTS =>
+            {
+                continue;
+            }
+            Err(err) => return Err(ApiError::from_store(err, expected.is_some())),
+        }
+    }
+}
+
+/// Soft-delete an entity: it reads as not found from now on, and every version stays in its
+/// history. `If-Match` is honoured.
+#[utoipa::path(
+    delete, path = "/v1/{service}/entities/{schema_id}/{id}", tag = "entities",
+    params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path), ("id" = Uuid, Path),
+           ("If-Match" = Option<String>, Header, description = "The quoted entity version the delete expects"),
+           ("vellum-actor" = Option<String>, Header, description = "The end user this delete is made for")),
+    responses((status = 204, description = "Deleted"), ConditionalWriteErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    ValidPath((service, schema_id, id)): ValidPath<(ServiceName, SchemaId, Uuid)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    caller.require(&service, Scope::Write)?;
+    let expected = if_match(&headers)?;
+    let handle = state.service(&service).await?;
+    let mut uow = handle.begin_with(uow_options(&caller, &headers)?).await?;
+    let deleted = async {
+        uow.delete(&schema_id, id, expected).await?;
+        uow.commit().await
+    }
+    .await
+    .map_err(|err| ApiError::from_store(err, expected.is_some()))?;
+    committed_entity(&service, deleted);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Every version of an entity, oldest first, with who wrote and who deleted it.
+#[utoipa::path(
+    get, path = "/v1/{service}/entities/{schema_id}/{id}/history", tag = "entities",
+    params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path), ("id" = Uuid, Path)),
+    responses((status = 200, description = "Every version, oldest first", body = Vec<HistoryEntry>), ReadErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn history(
+    State(state): State<AppState>,
+    caller: Caller,
+    ValidPath((service, schema_id, id)): ValidPath<(ServiceName, SchemaId, Uuid)>,
+) -> Result<axum::Json<Vec<HistoryEntry>>, ApiError> {
+    caller.require(&service, Scope::Read)?;
+    let handle = state.service(&service).await?;
+    Ok(axum::Json(handle.history(&schema_id, id).await?))
+}
+
+/// The entity as JSON with its version as a strong `ETag`.
+fn entity_response(entity: &Entity) -> impl IntoResponse + use<> {
+    let etag = header_value(&format!("\"{}\"", entity.entity_version));
+    ([(header::ETAG, etag)], axum::Json(json!(entity)))
+}
+
+/// The one entity a single-write unit of work committed, logged with its unit of work (the
+/// request span adds the request id).
+fn committed_entity(service: &ServiceName, committed: vellum::Committed) -> Entity {
+    let entity = committed
+        .entities
+        .into_iter()
+        .next()
+        .expect("a single-write unit of work commits one entity");
+    tracing::info!(
+        uow_id = %committed.uow_id,
+        %service,
+        schema_id = %entity.schema_id,
+        entity_id = %entity.entity_id,
+        entity_version = %entity.entity_version,
+        deleted = entity.deleted_at.is_some(),
+        "write committed"
+    );
+    entity
+}
+
+/// `If-Match: "1.0.2"`: the entity version a write expects. `*` (any current version) and an
+/// absent header mean no expectation.
+fn if_match(headers: &HeaderMap) -> Result<Option<Version>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request("If-Match is not text"))?
+        .trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let version = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .ok_or_else(|| {
+            ApiError::bad_request("If-Match must be a quoted entity version, e.g. \"1.0.2\"")
+        })?;
+    version
+        .parse()
+        .map(Some)
+        .map_err(|err: vellum::CoreError| ApiError::bad_request(format!("If-Match: {err}")))
+}
+
+/// The unit of work's audit fields: the actor named by the caller (or the token), the request
+/// id as correlation id, and which token made the call.
+fn uow_options(caller: &Caller, headers: &HeaderMap) -> Result<UowOptions, ApiError> {
+    let actor = match headers.get(ACTOR_HEADER) {
+        Some(value) => value
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|actor| !actor.is_empty() && actor.len() <= 256)
+            .ok_or_else(|| {
+                ApiError::bad_request("vellum-actor must be 1 to 256 bytes of visible text")
+            })?
+            .to_string(),
+        None => caller.label(),
+    };
+    let mut options =
+        UowOptions::new(actor).metadata(json!({"via": "http", "caller": caller.label()}));
+    if let Some(request_id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+        options = options.correlation_id(request_id);
+    }
+    Ok(options)
+}
+
+fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).expect("built from validated names, versions and UUIDs")
+}

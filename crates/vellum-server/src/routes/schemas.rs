@@ -1,0 +1,203 @@
+//! `/v1/{service}/schemas/...`: the schema repository of a service.
+
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use vellum::{
+    CheckReport, SchemaId, SchemaSummary, SchemaVersion, SchemaVersionInfo, Scope, ServiceName,
+    Version,
+};
+
+use super::responses::{ReadErrors, StateChangeErrors, WriteErrors};
+use crate::{
+    AppState,
+    auth::Caller,
+    error::ApiError,
+    extract::{JsonBody, ValidPath, ValidQuery},
+};
+
+/// A schema version to register.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RegisterRequest {
+    /// MAJOR.MINOR.PATCH; greater than every version already registered in its major line.
+    version: Version,
+    /// The JSON Schema (draft 2020-12), with local `$ref`s only.
+    #[schema(value_type = Object)]
+    definition: Value,
+    /// Make this version the one writes use (the first version of a schema id always is).
+    #[serde(default)]
+    activate: bool,
+}
+
+/// A candidate schema version to check.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CheckRequest {
+    /// The version it would be registered as.
+    version: Version,
+    /// The JSON Schema (draft 2020-12).
+    #[schema(value_type = Object)]
+    definition: Value,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ShowQuery {
+    /// Also return a soft-deleted version.
+    #[serde(default)]
+    include_deleted: bool,
+}
+
+/// The entity types of the service, each with its active version.
+#[utoipa::path(
+    get, path = "/v1/{service}/schemas", tag = "schemas",
+    params(("service" = ServiceName, Path)),
+    responses((status = 200, description = "Entity types", body = Vec<SchemaSummary>), ReadErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ValidPath(service): ValidPath<ServiceName>,
+) -> Result<Json<Vec<SchemaSummary>>, ApiError> {
+    caller.require(&service, Scope::Read)?;
+    Ok(Json(state.service(&service).await?.schemas().list().await?))
+}
+
+/// Register a schema version. The first version of a schema id becomes active and creates the
+/// entity type's table.
+#[utoipa::path(
+    post, path = "/v1/{service}/schemas/{schema_id}", tag = "schemas",
+    params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path)),
+    request_body = RegisterRequest,
+    responses((status = 201, description = "Registered", body = SchemaVersion), WriteErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn register(
+    State(state): State<AppState>,
+    caller: Caller,
+    ValidPath((service, schema_id)): ValidPath<(ServiceName, SchemaId)>,
+    JsonBody(request): JsonBody<RegisterRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(&service, Scope::Schema)?;
+    let handle = state.service(&service).await?;
+    let registered = handle
+        .schemas()
+        .register(
+            &schema_id,
+            request.version,
+            request.definition,
+            request.activate,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(registered)))
+}
+
+/// Check a candidate version without registering it: whether registration would be accepted,
+/// and how many current documents it would refuse, with samples. The definition must be a
+/// valid schema (else 422, as for registration).
+#[utoipa::path(
+    post, path = "/v1/{service}/schemas/{schema_id}/check", tag = "schemas",
+    params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path)),
+    request_body = CheckRequest,
+    responses((status = 200, description = "The report", body = CheckReport), WriteErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn check(
+    State(state): State<AppState>,
+    caller: Caller,
+    ValidPath((service, schema_id)): ValidPath<(ServiceName, SchemaId)>,
+    JsonBody(request): JsonBody<CheckRequest>,
+) -> Result<Json<CheckReport>, ApiError> {
+    caller.require(&service, Scope::Schema)?;
+    let handle = state.service(&service).await?;
+    Ok(Json(
+        handle
+            .schemas()
+            .check(&schema_id, request.version, &request.definition)
+            .await?,
+    ))
+}
+
+/// Every version of a schema id in semver order, soft-deleted ones included.
+#[utoipa::path(
+    get, path = "/v1/{service}/schemas/{schema_id}/versions", tag = "schemas",
+    params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path)),
+    responses((status = 200, description = "Versions", body = Vec<SchemaVersionInfo>), ReadErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn versions(
+    State(state): State<AppState>,
+    caller: Caller,
+    ValidPath((service, schema_id)): ValidPath<(ServiceName, SchemaId)>,
+) -> Result<Json<Vec<SchemaVersionInfo>>, ApiError> {
+    caller.require(&service, Scope::Read)?;
+    Ok(Json(
+        state
+            .service(&service)
+            .await?
+            .schemas()
+            .versions(&schema_id)
+            .await?,
+    ))
+}
+
+/// One schema version with its definition.
+#[utoipa::path(
+    get, path = "/v1/{service}/schemas/{schema_id}/versions/{version}", tag = "schemas",
+    params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path), ("version" = Version, Path), ShowQuery),
+    responses((status = 200, description = "The version", body = SchemaVersion), ReadErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    ValidPath((service, schema_id, version)): ValidPath<(ServiceName, SchemaId, Version)>,
+    ValidQuery(query): ValidQuery<ShowQuery>,
+) -> Result<Json<SchemaVersion>, ApiError> {
+    caller.require(&service, Scope::Read)?;
+    let handle = state.service(&service).await?;
+    Ok(Json(
+        handle
+            .schemas()
+            .get(&schema_id, Some(version), query.include_deleted)
+            .await?,
+    ))
+}
+
+/// Make a version the one writes use.
+#[utoipa::path(
+    post, path = "/v1/{service}/schemas/{schema_id}/versions/{version}/activate", tag = "schemas",
+    params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path), ("version" = Version, Path)),
+    responses((status = 200, description = "Activated", body = SchemaVersionInfo), StateChangeErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn activate(
+    State(state): State<AppState>,
+    caller: Caller,
+    ValidPath((service, schema_id, version)): ValidPath<(ServiceName, SchemaId, Version)>,
+) -> Result<Json<SchemaVersionInfo>, ApiError> {
+    caller.require(&service, Scope::Schema)?;
+    let handle = state.service(&service).await?;
+    Ok(Json(handle.schemas().activate(&schema_id, version).await?))
+}
+
+/// Soft-delete a version: it stays readable but can no longer be written with. The active
+/// version cannot be deleted.
+#[utoipa::path(
+    delete, path = "/v1/{service}/schemas/{schema_id}/versions/{version}", tag = "schemas",
+    params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path), ("version" = Version, Path)),
+    responses((status = 200, description = "Deleted", body = SchemaVersionInfo), StateChangeErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    ValidPath((service, schema_id, version)): ValidPath<(ServiceName, SchemaId, Version)>,
+) -> Result<Json<SchemaVersionInfo>, ApiError> {
+    caller.require(&service, Scope::Schema)?;
+    let handle = state.service(&service).await?;
+    Ok(Json(handle.schemas().delete(&schema_id, version).await?))
+}

@@ -1,0 +1,16 @@
+//! The HTTP API against a real PostgreSQL: requests through the router, and over a socket.
+
+#[path = "../../../vellum/tests/it/support.rs"]
+#[allow(
+    dead_code,
+    reason = "shared with the library's tests, which use other parts"
+)]
+mod support;
+
+mod api;
+mod auth;
+mod bad_input;
+mod entities;
+mod openapi;
+mod schemas;
+mod socket;
