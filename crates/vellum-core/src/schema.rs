@@ -5,6 +5,7 @@
 //! and patterns use the linear-time `regex` engine, so a definition cannot make validation hang.
 
 mod definition;
+mod storable;
 mod violation;
 
 use jsonschema::error::ValidationErrorKind;
@@ -116,6 +117,7 @@ impl CompiledSchema {
         }
 
         let mut problems = definition::foreign_references(definition);
+        problems.extend(storable::nul_characters(definition));
         problems.extend(
             jsonschema::draft202012::meta::validator()
                 .iter_errors(definition)
@@ -145,7 +147,8 @@ impl CompiledSchema {
 
     /// Ok, or every violation (all of them, not just the first), sorted by pointer then keyword.
     ///
-    /// A document must be a JSON object; anything else is a single violation at the root.
+    /// A document must be a JSON object; anything else is a single violation at the root. Strings
+    /// and keys containing U+0000 are violations too: PostgreSQL cannot store them.
     ///
     /// # Errors
     ///
@@ -158,11 +161,13 @@ impl CompiledSchema {
                 "a document must be a JSON object",
             )]);
         }
-        let mut violations: Vec<Violation> = self
-            .validator
-            .iter_errors(document)
-            .map(|error| Violation::from_error(&error))
-            .collect();
+        // A document PostgreSQL cannot store is refused like an invalid one, with the pointer.
+        let mut violations = storable::nul_characters(document);
+        violations.extend(
+            self.validator
+                .iter_errors(document)
+                .map(|error| Violation::from_error(&error)),
+        );
         if violations.is_empty() {
             return Ok(());
         }

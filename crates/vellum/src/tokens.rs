@@ -21,7 +21,7 @@ use crate::{Error, Result, Store, sql};
 const PREFIX: &str = "vlm_";
 /// Random bytes in a token.
 const SECRET_BYTES: usize = 32;
-/// The longest token description accepted, in bytes.
+/// The longest token description accepted, in characters.
 const MAX_DESCRIPTION: usize = 256;
 
 /// What a token allows on its service. Scopes are explicit: none implies another, so a token
@@ -186,7 +186,7 @@ impl Store {
     ///
     /// Scopes are sorted and deduplicated. Fails with [`Error::NotFound`] if the service does
     /// not exist, and with [`Error::NotAllowed`] if `scopes` is empty or the description is
-    /// longer than 256 bytes.
+    /// longer than 256 characters or containing U+0000.
     pub async fn issue_token(
         &self,
         service: &ServiceName,
@@ -201,9 +201,9 @@ impl Store {
                 "a token needs at least one scope (read, write, schema, admin)".into(),
             ));
         }
-        if description.is_some_and(|d| d.len() > MAX_DESCRIPTION) {
+        if description.is_some_and(|d| d.chars().count() > MAX_DESCRIPTION || d.contains('\0')) {
             return Err(Error::NotAllowed(format!(
-                "a token description is at most {MAX_DESCRIPTION} bytes"
+                "a token description is at most {MAX_DESCRIPTION} characters, without U+0000"
             )));
         }
         let token = generate();

@@ -42,9 +42,11 @@ pub(crate) struct ReadQuery {
 /// Create an entity. The body is the document; it is validated against the active schema
 /// version. Answers 201 with the stored version, `ETag` (the entity version) and `Location`.
 #[utoipa::path(
-    post, path = "/v1/{service}/entities/{schema_id}", tag = "entities",
+    post, path = "/v1/{service}/entities/{schema_id}", tag = "entities", operation_id = "create_entity",
     params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path),
-           ("vellum-actor" = Option<String>, Header, description = "The end user this write is made for, recorded as the actor")),
+           ("vellum-actor" = Option<String>, Header, nullable = false, min_length = 1, max_length = 256,
+            pattern = r"^[!-~]([ -~]{0,254}[!-~])?$",
+            description = "The end user this write is made for, recorded as the actor: visible ASCII")),
     request_body(content = Object, description = "The document", content_type = "application/json"),
     responses((status = 201, description = "Created", body = Entity,
                headers(("ETag" = String, description = "The quoted entity version"), ("Location" = String))),
@@ -75,7 +77,7 @@ pub(crate) async fn create(
 /// Read an entity: the current version, a given `version`, or the version current `as_of` a
 /// time. A deleted entity is 404 unless read by version.
 #[utoipa::path(
-    get, path = "/v1/{service}/entities/{schema_id}/{id}", tag = "entities",
+    get, path = "/v1/{service}/entities/{schema_id}/{id}", tag = "entities", operation_id = "get_entity",
     params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path), ("id" = Uuid, Path), ReadQuery),
     responses((status = 200, description = "The entity version", body = Entity,
                headers(("ETag" = String, description = "The quoted entity version"))),
@@ -106,10 +108,14 @@ pub(crate) async fn get(
 /// Replace an entity's document, writing a new version. With `If-Match: "<entity_version>"`
 /// the write happens only if that is still the current version (else 412).
 #[utoipa::path(
-    put, path = "/v1/{service}/entities/{schema_id}/{id}", tag = "entities",
+    put, path = "/v1/{service}/entities/{schema_id}/{id}", tag = "entities", operation_id = "replace_entity",
     params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path), ("id" = Uuid, Path),
-           ("If-Match" = Option<String>, Header, description = "The quoted entity version the write expects"),
-           ("vellum-actor" = Option<String>, Header, description = "The end user this write is made for")),
+           ("If-Match" = Option<String>, Header, nullable = false,
+            pattern = r#"^(\*|"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")$"#,
+            description = "The quoted entity version the write expects, or *"),
+           ("vellum-actor" = Option<String>, Header, nullable = false, min_length = 1, max_length = 256,
+            pattern = r"^[!-~]([ -~]{0,254}[!-~])?$",
+            description = "The end user this write is made for, recorded as the actor: visible ASCII")),
     request_body(content = Object, description = "The whole new document", content_type = "application/json"),
     responses((status = 200, description = "The new version", body = Entity,
                headers(("ETag" = String, description = "The quoted entity version"))),
@@ -124,7 +130,7 @@ pub(crate) async fn replace(
     JsonBody(payload): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     caller.require(&service, Scope::Write)?;
-    let expected = if_match(&headers)?;
+    let expected = if_match(&headers)?.expected()?;
     let handle = state.service(&service).await?;
     let mut uow = handle.begin_with(uow_options(&caller, &headers)?).await?;
     let written = async {
@@ -142,10 +148,14 @@ pub(crate) async fn replace(
 /// `If-Match` is honoured as for PUT; without it, a patch that races another writer is
 /// re-applied to the newer version.
 #[utoipa::path(
-    patch, path = "/v1/{service}/entities/{schema_id}/{id}", tag = "entities",
+    patch, path = "/v1/{service}/entities/{schema_id}/{id}", tag = "entities", operation_id = "patch_entity",
     params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path), ("id" = Uuid, Path),
-           ("If-Match" = Option<String>, Header, description = "The quoted entity version the write expects"),
-           ("vellum-actor" = Option<String>, Header, description = "The end user this write is made for")),
+           ("If-Match" = Option<String>, Header, nullable = false,
+            pattern = r#"^(\*|"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")$"#,
+            description = "The quoted entity version the write expects, or *"),
+           ("vellum-actor" = Option<String>, Header, nullable = false, min_length = 1, max_length = 256,
+            pattern = r"^[!-~]([ -~]{0,254}[!-~])?$",
+            description = "The end user this write is made for, recorded as the actor: visible ASCII")),
     request_body(content = Object, description = "A JSON Merge Patch", content_type = "application/merge-patch+json"),
     responses((status = 200, description = "The new version", body = Entity,
                headers(("ETag" = String, description = "The quoted entity version"))),
@@ -160,7 +170,7 @@ pub(crate) async fn patch(
     JsonBody(patch): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     caller.require(&service, Scope::Write)?;
-    let expected = if_match(&headers)?;
+    let expected = if_match(&headers)?.expected()?;
     let handle = state.service(&service).await?;
     let mut attempt = 0;
     loop {
@@ -207,10 +217,14 @@ pub(crate) async fn patch(
 /// Soft-delete an entity: it reads as not found from now on, and every version stays in its
 /// history. `If-Match` is honoured.
 #[utoipa::path(
-    delete, path = "/v1/{service}/entities/{schema_id}/{id}", tag = "entities",
+    delete, path = "/v1/{service}/entities/{schema_id}/{id}", tag = "entities", operation_id = "delete_entity",
     params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path), ("id" = Uuid, Path),
-           ("If-Match" = Option<String>, Header, description = "The quoted entity version the delete expects"),
-           ("vellum-actor" = Option<String>, Header, description = "The end user this delete is made for")),
+           ("If-Match" = Option<String>, Header, nullable = false,
+            pattern = r#"^(\*|"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")$"#,
+            description = "The quoted entity version the write expects, or *"),
+           ("vellum-actor" = Option<String>, Header, nullable = false, min_length = 1, max_length = 256,
+            pattern = r"^[!-~]([ -~]{0,254}[!-~])?$",
+            description = "The end user this write is made for, recorded as the actor: visible ASCII")),
     responses((status = 204, description = "Deleted"), ConditionalWriteErrors),
     security(("bearer" = []))
 )]
@@ -221,7 +235,7 @@ pub(crate) async fn delete(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     caller.require(&service, Scope::Write)?;
-    let expected = if_match(&headers)?;
+    let expected = if_match(&headers)?.expected()?;
     let handle = state.service(&service).await?;
     let mut uow = handle.begin_with(uow_options(&caller, &headers)?).await?;
     let deleted = async {
@@ -236,7 +250,7 @@ pub(crate) async fn delete(
 
 /// Every version of an entity, oldest first, with who wrote and who deleted it.
 #[utoipa::path(
-    get, path = "/v1/{service}/entities/{schema_id}/{id}/history", tag = "entities",
+    get, path = "/v1/{service}/entities/{schema_id}/{id}/history", tag = "entities", operation_id = "get_entity_history",
     params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path), ("id" = Uuid, Path)),
     responses((status = 200, description = "Every version, oldest first", body = Vec<HistoryEntry>), ReadErrors),
     security(("bearer" = []))
@@ -277,29 +291,71 @@ fn committed_entity(service: &ServiceName, committed: vellum::Committed) -> Enti
     entity
 }
 
-/// `If-Match: "1.0.2"`: the entity version a write expects. `*` (any current version) and an
-/// absent header mean no expectation.
-fn if_match(headers: &HeaderMap) -> Result<Option<Version>, ApiError> {
+/// What `If-Match` asks of a write.
+#[derive(Debug, Clone, Copy)]
+enum Precondition {
+    /// No header, or `*`: whatever version is current.
+    Any,
+    /// This version must be current.
+    Version(Version),
+    /// A well-formed version no entity can have (a component beyond 2147483647): never current.
+    Unsatisfiable,
+}
+
+impl Precondition {
+    /// The expected version for the unit of work; an unsatisfiable precondition is answered 412
+    /// before anything is read or written.
+    fn expected(self) -> Result<Option<Version>, ApiError> {
+        match self {
+            Precondition::Any => Ok(None),
+            Precondition::Version(version) => Ok(Some(version)),
+            Precondition::Unsatisfiable => Err(ApiError::precondition_failed(
+                "If-Match names a version no entity can have",
+            )),
+        }
+    }
+}
+
+/// `If-Match: "1.0.2"`: the entity version a write expects.
+fn if_match(headers: &HeaderMap) -> Result<Precondition, ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
-        return Ok(None);
+        return Ok(Precondition::Any);
     };
-    let text = value
-        .to_str()
-        .map_err(|_| ApiError::bad_request("If-Match is not text"))?
-        .trim();
+    let malformed =
+        || ApiError::bad_request("If-Match must be * or a quoted entity version, e.g. \"1.0.2\"");
+    let text = value.to_str().map_err(|_| malformed())?.trim();
     if text == "*" {
-        return Ok(None);
+        return Ok(Precondition::Any);
     }
     let version = text
         .strip_prefix('"')
         .and_then(|t| t.strip_suffix('"'))
-        .ok_or_else(|| {
-            ApiError::bad_request("If-Match must be a quoted entity version, e.g. \"1.0.2\"")
-        })?;
-    version
-        .parse()
-        .map(Some)
-        .map_err(|err: vellum::CoreError| ApiError::bad_request(format!("If-Match: {err}")))
+        .ok_or_else(malformed)?;
+    match version.parse::<Version>() {
+        Ok(version) => Ok(Precondition::Version(version)),
+        Err(_) if is_version_grammar(version) => Ok(Precondition::Unsatisfiable),
+        Err(err) => Err(ApiError::bad_request(format!("If-Match: {err}"))),
+    }
+}
+
+/// `MAJOR.MINOR.PATCH` with decimal components without leading zeros, of any size.
+fn is_version_grammar(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('.').collect();
+    parts.len() == 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (*p == "0" || !p.starts_with('0'))
+        })
+}
+
+/// The actor header's grammar: 1 to 256 bytes of visible ASCII, spaces inside only.
+fn valid_actor(actor: &str) -> bool {
+    let bytes = actor.as_bytes();
+    (1..=256).contains(&bytes.len())
+        && bytes.iter().all(|b| (b' '..=b'~').contains(b))
+        && bytes[0] != b' '
+        && bytes[bytes.len() - 1] != b' '
 }
 
 /// The unit of work's audit fields: the actor named by the caller (or the token), the request
@@ -309,10 +365,9 @@ fn uow_options(caller: &Caller, headers: &HeaderMap) -> Result<UowOptions, ApiEr
         Some(value) => value
             .to_str()
             .ok()
-            .map(str::trim)
-            .filter(|actor| !actor.is_empty() && actor.len() <= 256)
+            .filter(|actor| valid_actor(actor))
             .ok_or_else(|| {
-                ApiError::bad_request("vellum-actor must be 1 to 256 bytes of visible text")
+                ApiError::bad_request("vellum-actor must be 1 to 256 bytes of visible ASCII")
             })?
             .to_string(),
         None => caller.label(),

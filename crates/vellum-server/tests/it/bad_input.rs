@@ -234,3 +234,81 @@ async fn a_slow_request_is_answered_503_when_it_outlives_the_request_timeout() {
         200
     );
 }
+
+#[tokio::test]
+async fn text_postgresql_cannot_store_is_refused_with_its_pointer() {
+    let api = Api::with_orders().await;
+    let reply = api
+        .send(
+            Method::POST,
+            ORDERS,
+            Some(ADMIN),
+            Some(json!({"customer": "A\u{0}CME"})),
+        )
+        .await;
+    assert_eq!(reply.problem(422)["violations"][0]["pointer"], "/customer");
+    let definition = json!({"type": "object", "title": "bad\u{0}title"});
+    let reply = api
+        .send(
+            Method::POST,
+            "/v1/orders/schemas/nul",
+            Some(ADMIN),
+            Some(json!({"version": "1.0.0", "definition": definition})),
+        )
+        .await;
+    assert_eq!(reply.problem(422)["violations"][0]["pointer"], "/title");
+    let token = json!({"scopes": ["read"], "description": "a\u{0}b"});
+    api.send(Method::POST, "/v1/orders/tokens", Some(ADMIN), Some(token))
+        .await
+        .problem(400);
+    api.send(
+        Method::POST,
+        "/v1/orders/tokens",
+        Some(ADMIN),
+        Some(json!({"scopes": []})),
+    )
+    .await
+    .problem(400);
+    assert_eq!(api.count("orders.sales_order").await, 0);
+}
+
+#[tokio::test]
+async fn headers_outside_their_grammar_are_400_and_an_impossible_version_is_412() {
+    let api = Api::with_orders().await;
+    let created = api
+        .send(
+            Method::POST,
+            ORDERS,
+            Some(ADMIN),
+            Some(json!({"customer": "a"})),
+        )
+        .await;
+    let url = format!("{ORDERS}/{}", created.body["entity_id"].as_str().unwrap());
+    let put = |header_name: &str, value: &str| {
+        Request::builder()
+            .method(Method::PUT)
+            .uri(&url)
+            .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header_name, value)
+            .body(Body::from("{\"customer\": \"b\"}"))
+            .unwrap()
+    };
+    api.request(put("vellum-actor", &"x".repeat(257)))
+        .await
+        .problem(400);
+    api.request(put("if-match", "\"01.0.0\""))
+        .await
+        .problem(400);
+    api.request(put("if-match", "\"2147483648.0.0\""))
+        .await
+        .problem(412);
+    assert_eq!(
+        api.request(put("vellum-actor", "bob the builder"))
+            .await
+            .status
+            .as_u16(),
+        200
+    );
+    assert_eq!(api.request(put("if-match", "*")).await.status.as_u16(), 200);
+}

@@ -58,6 +58,21 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
     documented.sort();
     expected.sort();
     assert_eq!(documented, expected);
+    let mut operation_ids: Vec<&str> = doc.body["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter_map(|operation| operation["operationId"].as_str())
+        .collect();
+    let count = operation_ids.len();
+    operation_ids.sort();
+    operation_ids.dedup();
+    assert_eq!(
+        operation_ids.len(),
+        count,
+        "operation ids are unique: {operation_ids:?}"
+    );
 
     // Each documented operation reaches a handler: without a token the v1 routes answer 401 (a
     // missing route would be a 404 from the fallback, a wrong method a 405).

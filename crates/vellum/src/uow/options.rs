@@ -46,6 +46,14 @@ impl UowOptions {
         if self.actor.len() > 256 || self.correlation_id.as_ref().is_some_and(|c| c.len() > 256) {
             return bad("actor and correlation id are at most 256 bytes");
         }
+        if self.actor.contains('\0')
+            || self
+                .correlation_id
+                .as_ref()
+                .is_some_and(|c| c.contains('\0'))
+        {
+            return bad("actor and correlation id cannot contain U+0000");
+        }
         if !self.metadata.is_object() {
             return bad("unit of work metadata must be a JSON object");
         }
