@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use uuid::Uuid;
-use vellum::{SchemaId, ServiceName, Version};
+use vellum::{CompatibilityMode, SchemaId, ServiceName, Version};
 
 /// vellum: a document store with strict schema governance on PostgreSQL.
 ///
@@ -123,7 +123,9 @@ pub(crate) enum SchemaCommand {
     ///
     /// The first version of a schema id becomes active and creates the entity table; later
     /// versions become active only with --activate. A new version must be greater than every
-    /// version already registered in its major line.
+    /// version already registered in its major line, and is refused (exit code 4, with the
+    /// changes) when its declared bump is smaller than the change from its predecessor or its
+    /// compatibility mode refuses it.
     Register {
         /// The service.
         service: ServiceName,
@@ -161,6 +163,32 @@ pub(crate) enum SchemaCommand {
         /// Also show a soft-deleted version.
         #[arg(long)]
         include_deleted: bool,
+    },
+    /// Check a candidate version without registering it: its classification against the
+    /// predecessor (every change, its class, the declared bump), whether the compatibility
+    /// mode accepts it, and how many current documents it would refuse, with samples.
+    Check {
+        /// The service.
+        service: ServiceName,
+        /// The entity type.
+        schema_id: SchemaId,
+        /// MAJOR.MINOR.PATCH it would be registered as.
+        version: Version,
+        /// The definition, a JSON file; - reads standard input.
+        #[arg(long, short)]
+        file: PathBuf,
+    },
+    /// Show the compatibility mode of a schema id, or set it when MODE is given.
+    ///
+    /// Modes: BACKWARD (default), FORWARD, FULL, BACKWARD_TRANSITIVE, FORWARD_TRANSITIVE,
+    /// FULL_TRANSITIVE, NONE (see docs/schema-evolution.md).
+    Compatibility {
+        /// The service.
+        service: ServiceName,
+        /// The entity type (it may have no version yet).
+        schema_id: SchemaId,
+        /// The mode to set; any case, `-` or `_`.
+        mode: Option<CompatibilityMode>,
     },
     /// Make a version the one writes use.
     Activate(SchemaVersionArgs),

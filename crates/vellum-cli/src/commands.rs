@@ -150,6 +150,37 @@ async fn schema(store: &Store, command: SchemaCommand) -> anyhow::Result<Value> 
                     .await?,
             )?
         }
+        SchemaCommand::Check {
+            service,
+            schema_id,
+            version,
+            file,
+        } => {
+            let definition = read_json(&file)?;
+            let service = open_service(store, &service).await?;
+            to_json(
+                service
+                    .schemas()
+                    .check(&schema_id, version, &definition)
+                    .await?,
+            )?
+        }
+        SchemaCommand::Compatibility {
+            service,
+            schema_id,
+            mode,
+        } => {
+            let service = open_service(store, &service).await?;
+            let registry = service.schemas();
+            let mode = match mode {
+                Some(mode) => {
+                    registry.set_compatibility(&schema_id, mode).await?;
+                    mode
+                }
+                None => registry.compatibility(&schema_id).await?,
+            };
+            json!({"schema_id": schema_id, "mode": mode})
+        }
         SchemaCommand::Activate(args) => {
             let service = open_service(store, &args.service).await?;
             to_json(

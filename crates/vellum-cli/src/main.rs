@@ -41,8 +41,8 @@ fn init_logging(cli: &args::Cli) {
     }
 }
 
-/// Prints an error to stderr: the message with its causes, and every violation of an invalid
-/// document on its own line.
+/// Prints an error to stderr: the message with its causes, every violation of an invalid
+/// document on its own line, and every change of an incompatible schema version.
 fn report(err: &anyhow::Error) {
     match err.downcast_ref::<Error>() {
         Some(Error::Validation {
@@ -60,6 +60,23 @@ fn report(err: &anyhow::Error) {
                 eprintln!("  {pointer}: {} ({})", violation.message, violation.keyword);
             }
         }
+        Some(Error::IncompatibleSchema {
+            schema_id,
+            version,
+            against,
+            mode,
+            reason,
+            changes,
+            ..
+        }) => {
+            eprintln!(
+                "error: schema {schema_id} version {version} is incompatible with {against} \
+                 (compatibility mode {mode}): {reason}:"
+            );
+            for change in changes {
+                eprintln!("  {change}");
+            }
+        }
         _ => eprintln!("error: {err:#}"),
     }
 }
@@ -72,7 +89,8 @@ fn exit_code(err: &anyhow::Error) -> ExitCode {
             | Error::AlreadyExists { .. }
             | Error::NotAllowed(_)
             | Error::UnitOfWorkFailed { .. }
-            | Error::Immutable(_),
+            | Error::Immutable(_)
+            | Error::IncompatibleSchema { .. },
         ) => 4,
         Some(Error::Validation { .. } | Error::InvalidInput(_) | Error::InvalidSchema(_)) => 5,
         _ if err.downcast_ref::<serde_json::Error>().is_some() => 5,

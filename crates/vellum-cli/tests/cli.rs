@@ -300,3 +300,94 @@ async fn the_embedded_default_starts_on_demand_and_is_reused_while_it_runs() {
     assert_eq!(ok(&db, &["db", "status"], "")["status"], "stopped");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn schema_evolution_rules_compatibility_modes_and_checks() {
+    let (_test_db, db) = orders_with_schema().await;
+    let mode = |args: &[&str]| {
+        let mut all = vec!["schema", "compatibility", "orders", "sales_order"];
+        all.extend_from_slice(args);
+        ok(&db, &all, "")
+    };
+    assert_eq!(
+        mode(&[]),
+        json!({"schema_id": "sales_order", "mode": "BACKWARD"})
+    );
+    assert_eq!(mode(&["full"])["mode"], "FULL");
+    assert_eq!(mode(&[])["mode"], "FULL");
+    fails(
+        &db,
+        &[
+            "schema",
+            "compatibility",
+            "orders",
+            "sales_order",
+            "sideways",
+        ],
+        "",
+        2,
+    );
+    assert_eq!(mode(&["BACKWARD"])["mode"], "BACKWARD");
+
+    let stricter = r#"{"type": "object", "required": ["customer", "total"],
+        "properties": {"customer": {"type": "string"}, "total": {"type": "number", "minimum": 0}}}"#;
+    let check = [
+        "schema",
+        "check",
+        "orders",
+        "sales_order",
+        "1.0.1",
+        "--file",
+        "-",
+    ];
+    let report = ok(&db, &check, stricter);
+    assert_eq!(
+        (
+            &report["compatible"],
+            &report["class"],
+            &report["declared"],
+            &report["predecessor"]
+        ),
+        (
+            &json!(false),
+            &json!("major"),
+            &json!("patch"),
+            &json!("1.0.0")
+        )
+    );
+    assert_eq!(report["changes"][0]["kind"], "required_added");
+    assert_eq!(report["registration_problems"].as_array().unwrap().len(), 1);
+
+    let register = [
+        "schema",
+        "register",
+        "orders",
+        "sales_order",
+        "1.0.1",
+        "--file",
+        "-",
+    ];
+    let stderr = fails(&db, &register, stricter, 4);
+    assert!(
+        stderr.contains("is incompatible with 1.0.0 (compatibility mode BACKWARD)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("major at /required: property `total` is now required"),
+        "{stderr}"
+    );
+    let versions = ok(&db, &["schema", "versions", "orders", "sales_order"], "");
+    assert_eq!(versions.as_array().unwrap().len(), 1, "nothing registered");
+
+    let register_major = [
+        "schema",
+        "register",
+        "orders",
+        "sales_order",
+        "2.0.0",
+        "--file",
+        "-",
+    ];
+    let registered = ok(&db, &register_major, stricter);
+    assert_eq!(registered["assessment"]["class"], "major");
+}

@@ -1,12 +1,15 @@
 //! Pure logic of vellum, with no I/O: validated identifiers, semantic versions and the entity
-//! version rule, and JSON Schema (2020-12) compilation and validation.
+//! version rule, JSON Schema (2020-12) compilation and validation, and the schema evolution
+//! rules: change classification and compatibility modes ([`compat`]).
 //!
 //! Everything here is deterministic and synchronous, so the storage, server and CLI crates can
 //! share one set of rules and test them without a database.
 //!
 //! Cargo feature `openapi` (off by default) implements `utoipa::ToSchema` for [`Version`],
-//! [`ServiceName`], [`SchemaId`] and [`Violation`]: strings with the grammar the parsers enforce.
+//! [`ServiceName`], [`SchemaId`] and [`Violation`]: strings with the grammar the parsers enforce;
+//! and derives it for the change reports and modes of [`compat`].
 
+pub mod compat;
 pub mod names;
 pub mod schema;
 pub mod version;
@@ -15,6 +18,7 @@ mod error;
 #[cfg(feature = "openapi")]
 mod openapi;
 
+pub use compat::{Change, ChangeClass, ChangeKind, Classification, CompatibilityMode, classify};
 pub use error::{Error, Result};
 pub use names::{SchemaId, ServiceName};
 pub use schema::{CompiledSchema, Violation};

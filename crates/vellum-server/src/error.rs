@@ -6,7 +6,7 @@ use axum::{
 };
 use serde::Serialize;
 use utoipa::ToSchema;
-use vellum::Violation;
+use vellum::{Change, ChangeClass, CompatibilityMode, Version, Violation};
 
 /// The media type of every error response.
 pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
@@ -27,6 +27,31 @@ pub(crate) struct Problem {
     /// For invalid documents: every violation, with its JSON pointer into the document.
     #[serde(skip_serializing_if = "Option::is_none")]
     violations: Option<Vec<Violation>>,
+    /// For an incompatible schema version: the registered version it was compared with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    against: Option<Version>,
+    /// For an incompatible schema version: the compatibility mode of the schema id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mode: Option<CompatibilityMode>,
+    /// For an incompatible schema version: the bump its number declares from `against`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    declared: Option<ChangeClass>,
+    /// For an incompatible schema version: the class of the change detected from `against`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detected: Option<ChangeClass>,
+    /// For an incompatible schema version: every change from `against`, with its class.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changes: Option<Vec<Change>>,
+}
+
+/// Why a schema version was refused as incompatible, for the problem body.
+#[derive(Debug)]
+struct Refusal {
+    against: Version,
+    mode: CompatibilityMode,
+    declared: ChangeClass,
+    detected: ChangeClass,
+    changes: Vec<Change>,
 }
 
 /// An error a handler returns; turned into a problem+json response.
@@ -37,6 +62,7 @@ pub(crate) struct ApiError {
     title: &'static str,
     detail: String,
     violations: Option<Vec<Violation>>,
+    refusal: Option<Box<Refusal>>,
 }
 
 impl ApiError {
@@ -52,6 +78,7 @@ impl ApiError {
             title,
             detail: detail.into(),
             violations: None,
+            refusal: None,
         }
     }
 
@@ -186,6 +213,28 @@ impl From<vellum::Error> for ApiError {
                     detail,
                 )
             },
+            E::IncompatibleSchema {
+                against,
+                mode,
+                declared,
+                detected,
+                changes,
+                ..
+            } => Self {
+                refusal: Some(Box::new(Refusal {
+                    against,
+                    mode,
+                    declared: declared.into(),
+                    detected,
+                    changes,
+                })),
+                ..Self::new(
+                    StatusCode::CONFLICT,
+                    "incompatible-schema",
+                    "Incompatible schema version",
+                    detail,
+                )
+            },
             E::InvalidInput(vellum_core_err) => invalid_input(vellum_core_err),
             E::InvalidSchema(_) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -239,12 +288,18 @@ fn invalid_input(err: vellum::CoreError) -> ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let refusal = self.refusal.map(|r| *r);
         let problem = Problem {
             kind: format!("urn:vellum:problem:{}", self.slug),
             title: self.title,
             status: self.status.as_u16(),
             detail: self.detail,
             violations: self.violations,
+            against: refusal.as_ref().map(|r| r.against),
+            mode: refusal.as_ref().map(|r| r.mode),
+            declared: refusal.as_ref().map(|r| r.declared),
+            detected: refusal.as_ref().map(|r| r.detected),
+            changes: refusal.map(|r| r.changes),
         };
         let mut response = (self.status, axum::Json(problem)).into_response();
         let headers = response.headers_mut();

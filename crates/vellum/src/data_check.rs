@@ -1,5 +1,5 @@
-//! Checking a candidate schema version before registering it: would the registry accept it, and
-//! which stored documents would it refuse.
+//! Checking a candidate schema version before registering it: would the registry accept it, how
+//! does it compare with its predecessor, and which stored documents would it refuse.
 
 use std::pin::pin;
 
@@ -7,7 +7,7 @@ use futures_util::TryStreamExt;
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
-use vellum_core::{CompiledSchema, SchemaId, Version, Violation};
+use vellum_core::{CompiledSchema, SchemaId, Version, Violation, compat::Assessment};
 
 use crate::{Error, Result, SchemaRegistry, entity::parse_stored, registry::check_new_version};
 
@@ -22,9 +22,15 @@ pub struct CheckReport {
     pub schema_id: SchemaId,
     /// The candidate version.
     pub version: Version,
-    /// Why registering the candidate would be refused (an existing version, the ordering rule);
-    /// empty when it would be accepted.
+    /// Why registering the candidate would be refused (an existing version, the ordering rule,
+    /// the compatibility rules), each as registration would say it; empty when it would be
+    /// accepted.
     pub registration_problems: Vec<String>,
+    /// The classification against the predecessor (`predecessor`, `declared`, `class`,
+    /// `changes`) and the verdict of the compatibility rules (`mode`, `compatible`,
+    /// `incompatibility`), as registration would decide them.
+    #[serde(flatten)]
+    pub assessment: Assessment,
     /// Active, non-deleted documents of the entity type that were validated.
     pub documents_checked: u64,
     /// How many of them the candidate refuses.
@@ -48,8 +54,10 @@ pub struct FailingDocument {
 impl SchemaRegistry<'_> {
     /// Checks a candidate version without registering anything: the definition must be a valid
     /// schema (else the same error as [`register`](Self::register)); the report says whether
-    /// registration would be accepted and validates every current document of the entity type
-    /// against the candidate, streaming them, so memory stays flat however many there are.
+    /// registration would be accepted, classifies the change from the predecessor under the
+    /// schema id's compatibility mode exactly as registration would, and validates every
+    /// current document of the entity type against the candidate, streaming them, so memory
+    /// stays flat however many there are.
     pub async fn check(
         &self,
         schema_id: &SchemaId,
@@ -66,14 +74,23 @@ impl SchemaRegistry<'_> {
             Err(Error::NotFound { .. }) => Vec::new(),
             Err(err) => return Err(err),
         };
-        let registration_problems = match check_new_version(schema_id, &registered, version) {
+        let mut registration_problems = match check_new_version(schema_id, &registered, version) {
             Ok(()) => Vec::new(),
             Err(problem) => vec![problem.to_string()],
         };
+        let mut client = service.client().await?;
+        let assessment = self
+            .assess_in(&client, schema_id, version, definition)
+            .await?;
+        if let Some(incompatibility) = assessment.incompatibility.clone() {
+            registration_problems
+                .push(Error::incompatible(schema_id, version, incompatibility).to_string());
+        }
         let mut report = CheckReport {
             schema_id: schema_id.clone(),
             version,
             registration_problems,
+            assessment,
             documents_checked: 0,
             documents_failing: 0,
             samples: Vec::new(),
@@ -82,7 +99,6 @@ impl SchemaRegistry<'_> {
             return Ok(report); // no entity table yet: no documents
         }
 
-        let mut client = service.client().await?;
         // A transaction guard: dropped unfinished, it rolls back before the connection is reused.
         let tx = client.transaction().await?;
         tx.batch_execute(&service.begin_sql("SET TRANSACTION READ ONLY"))

@@ -1,7 +1,8 @@
 //! The one error type of the library.
 
 use uuid::Uuid;
-use vellum_core::{Violation, version::Version};
+use vellum_core::compat::{Change, ChangeClass, CompatibilityMode};
+use vellum_core::{Bump, Violation, version::Version};
 
 /// `Result` with vellum's [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -27,6 +28,33 @@ pub enum Error {
         schema_version: Version,
         /// Every violation, in document order.
         violations: Vec<Violation>,
+    },
+
+    /// A new schema version breaks the evolution rules (SPEC §4.2): its declared bump is
+    /// smaller than the change detected from its predecessor, or, within a major line, the
+    /// schema id's compatibility mode refuses a change. Nothing was registered.
+    #[error(
+        "schema {schema_id} version {version} is incompatible with {against} \
+         (compatibility mode {mode}): {reason}: {}",
+        display_changes(.changes, *.declared, *.detected, *.mode)
+    )]
+    IncompatibleSchema {
+        /// The entity type.
+        schema_id: String,
+        /// The version refused.
+        version: Version,
+        /// The registered version it was compared with.
+        against: Version,
+        /// The compatibility mode of the schema id.
+        mode: CompatibilityMode,
+        /// The bump the version numbers declare from `against`.
+        declared: Bump,
+        /// The class of the change detected from `against`.
+        detected: ChangeClass,
+        /// The rule that refused it.
+        reason: String,
+        /// Every change from `against`, each with its directions and class.
+        changes: Vec<Change>,
     },
 
     /// The thing asked for does not exist (or is soft-deleted and was not asked for).
@@ -105,6 +133,29 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+}
+
+/// The changes that made a version incompatible: those above the declared bump, or else those
+/// in a direction the mode refuses.
+fn display_changes(
+    changes: &[Change],
+    declared: Bump,
+    detected: ChangeClass,
+    mode: CompatibilityMode,
+) -> String {
+    let declared = ChangeClass::from(declared);
+    changes
+        .iter()
+        .filter(|c| {
+            if detected > declared {
+                c.class > declared
+            } else {
+                (mode.backward() && !c.backward) || (mode.forward() && !c.forward)
+            }
+        })
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn display_violations(violations: &[Violation]) -> String {

@@ -44,6 +44,7 @@
 //! Cargo feature `openapi` (off by default) derives `utoipa::ToSchema` for the types the HTTP
 //! API returns.
 
+mod compatibility;
 mod data_check;
 mod embedded;
 mod entity;
@@ -71,7 +72,11 @@ pub use tokens::{IssuedToken, Scope, TokenInfo};
 pub use uow::{Committed, Staged, UnitOfWork, UowOptions, WriteOptions};
 /// Malformed names, versions and schema definitions, as [`Error::InvalidInput`] carries them.
 pub use vellum_core::Error as CoreError;
-pub use vellum_core::{SchemaId, ServiceName, Version, Violation, schema::SchemaLimits};
+pub use vellum_core::compat::{
+    Assessment, Change, ChangeClass, ChangeKind, Classification, CompatibilityMode,
+    Incompatibility, classify,
+};
+pub use vellum_core::{Bump, SchemaId, ServiceName, Version, Violation, schema::SchemaLimits};
 
 /// The PostgreSQL driver types that appear in vellum's API (raw SQL rows and parameters).
 pub mod pg {

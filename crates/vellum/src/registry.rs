@@ -7,7 +7,7 @@ use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use serde_json::Value;
 use tokio_postgres::{Row, types::ToSql};
-use vellum_core::{CompiledSchema, SchemaId, Version};
+use vellum_core::{CompiledSchema, SchemaId, Version, compat::Assessment};
 
 use crate::{Error, Result, Service, entity::parse_stored, sql};
 
@@ -39,6 +39,11 @@ pub struct SchemaVersion {
     /// The JSON Schema (draft 2020-12), exactly as registered.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub definition: Value,
+    /// Only in the answer to [`SchemaRegistry::register`], for a version with a predecessor:
+    /// how it compares with it (every change and its class), and the compatibility mode it was
+    /// checked under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assessment: Option<Assessment>,
 }
 
 /// An entity type with its active version, as listed by [`SchemaRegistry::list`].
@@ -73,6 +78,13 @@ impl<'a> SchemaRegistry<'a> {
     /// must be new and greater than every version already registered in its major line. The
     /// first version of a schema id becomes active and provisions the entity table; later
     /// versions become active only when `activate` is set.
+    ///
+    /// A later version is classified against its predecessor, the greatest non-deleted version
+    /// lower than it (SPEC §4.2). It is refused with [`Error::IncompatibleSchema`], and nothing
+    /// is registered, when the bump its number declares (major, minor or patch) is smaller than
+    /// the class of the change, or when, within a major line, the schema id's
+    /// [compatibility mode](Self::compatibility) refuses a change. A new major version is exempt
+    /// from the mode. The answer carries the [`Assessment`] when there was a predecessor.
     pub async fn register(
         &self,
         schema_id: &SchemaId,
@@ -96,6 +108,17 @@ impl<'a> SchemaRegistry<'a> {
             .collect::<Result<_>>()?;
         let registered: Vec<Version> = existing.iter().map(|(v, _)| *v).collect();
         check_new_version(schema_id, &registered, version)?;
+        let assessment = self.assess_in(&tx, schema_id, version, &definition).await?;
+        if let Some(incompatibility) = assessment.incompatibility.clone() {
+            return Err(Error::incompatible(schema_id, version, incompatibility));
+        }
+        if let Some(predecessor) = assessment.predecessor {
+            tracing::info!(
+                service = %self.service.name, %schema_id, %version, %predecessor,
+                class = %assessment.class, changes = assessment.changes.len(),
+                "schema version classified"
+            );
+        }
         let first = existing.is_empty();
         if first {
             tx.batch_execute(&self.service.idents.entity_table_ddl(schema_id))
@@ -138,6 +161,7 @@ impl<'a> SchemaRegistry<'a> {
         Ok(SchemaVersion {
             info: info_from_row(&row)?,
             definition,
+            assessment: assessment.predecessor.is_some().then_some(assessment),
         })
     }
 
@@ -232,6 +256,7 @@ impl<'a> SchemaRegistry<'a> {
         Ok(SchemaVersion {
             info: info_from_row(&row)?,
             definition: row.try_get(6)?,
+            assessment: None,
         })
     }
 
@@ -301,10 +326,14 @@ impl<'a> SchemaRegistry<'a> {
     }
 
     /// Starts a change of one schema id in `tx`: applies the store's statement timeout, and
-    /// serializes the changes of the schema id (registration, activation, deletion) until the
+    /// serializes the changes of the schema id (registration, activation, deletion, mode) until the
     /// transaction ends, so the ordering rule and the one-active-version rule hold under
     /// concurrent callers. The two statements are pipelined: one round trip.
-    async fn lock_schema_id(&self, tx: &impl GenericClient, schema_id: &SchemaId) -> Result<()> {
+    pub(crate) async fn lock_schema_id(
+        &self,
+        tx: &impl GenericClient,
+        schema_id: &SchemaId,
+    ) -> Result<()> {
         let key = format!("vellum:schema:{}/{}", self.service.name, schema_id);
         let params: [&(dyn ToSql + Sync); 1] = [&key];
         let lock = tx.execute(

@@ -12,6 +12,11 @@ use vellum_core::{SchemaId, ServiceName};
 pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "system schema", include_str!("sql/0001_system.sql")),
     (2, "api tokens", include_str!("sql/0002_api_tokens.sql")),
+    (
+        3,
+        "schema compatibility modes",
+        include_str!("sql/0003_schema_compatibility.sql"),
+    ),
 ];
 
 const SERVICE_DDL: &str = include_str!("sql/service.sql");

@@ -36,6 +36,7 @@ pub fn app(state: AppState) -> Router {
         .routes(routes!(schemas::list))
         .routes(routes!(schemas::register))
         .routes(routes!(schemas::check))
+        .routes(routes!(schemas::compatibility, schemas::set_compatibility))
         .routes(routes!(schemas::versions))
         .routes(routes!(schemas::show, schemas::delete))
         .routes(routes!(schemas::activate))

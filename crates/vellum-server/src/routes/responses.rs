@@ -32,7 +32,8 @@ fn responses(statuses: &[u16]) -> BTreeMap<String, RefOr<Response>> {
                 403 => "The token is for another service or lacks the scope",
                 404 => "No such service, entity type, version or entity",
                 409 => {
-                    "Conflict: stale version, already exists, or not allowed in the current state"
+                    "Conflict: stale version, already exists, not allowed in the current state, \
+                     or an incompatible schema version (with its changes)"
                 }
                 412 => "If-Match names a version that is not the current one",
                 413 => "Request body larger than the configured limit",

@@ -1,12 +1,12 @@
 //! `/v1/{service}/schemas/...`: the schema repository of a service.
 
 use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use vellum::{
-    CheckReport, SchemaId, SchemaSummary, SchemaVersion, SchemaVersionInfo, Scope, ServiceName,
-    Version,
+    CheckReport, CompatibilityMode, SchemaId, SchemaSummary, SchemaVersion, SchemaVersionInfo,
+    Scope, ServiceName, Version,
 };
 
 use super::responses::{ReadErrors, StateChangeErrors, WriteErrors};
@@ -42,6 +42,24 @@ pub(crate) struct CheckRequest {
     definition: Value,
 }
 
+/// The compatibility mode to set.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CompatibilityRequest {
+    /// What new minor and patch versions must keep compatible with earlier ones.
+    mode: CompatibilityMode,
+}
+
+/// The compatibility mode of a schema id.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Compatibility {
+    /// The entity type.
+    schema_id: SchemaId,
+    /// What new minor and patch versions must keep compatible with earlier ones; `BACKWARD`
+    /// unless set.
+    mode: CompatibilityMode,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ShowQuery {
@@ -67,7 +85,9 @@ pub(crate) async fn list(
 }
 
 /// Register a schema version. The first version of a schema id becomes active and creates the
-/// entity type's table.
+/// entity type's table. A later version is classified against its predecessor and refused with
+/// 409 `incompatible-schema`, listing the changes, when its declared bump is smaller than the
+/// change or its compatibility mode refuses it; the answer carries the `assessment`.
 #[utoipa::path(
     post, path = "/v1/{service}/schemas/{schema_id}", tag = "schemas",
     params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path)),
@@ -96,8 +116,10 @@ pub(crate) async fn register(
 }
 
 /// Check a candidate version without registering it: whether registration would be accepted,
-/// and how many current documents it would refuse, with samples. The definition must be a
-/// valid schema (else 422, as for registration).
+/// its classification against the predecessor under the compatibility mode (`changes`,
+/// `class`, `declared`, `compatible`, `incompatibility`), and how many current documents it
+/// would refuse, with samples. The definition must be a valid schema (else 422, as for
+/// registration).
 #[utoipa::path(
     post, path = "/v1/{service}/schemas/{schema_id}/check", tag = "schemas",
     params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path)),
@@ -200,4 +222,50 @@ pub(crate) async fn delete(
     caller.require(&service, Scope::Schema)?;
     let handle = state.service(&service).await?;
     Ok(Json(handle.schemas().delete(&schema_id, version).await?))
+}
+
+/// The compatibility mode of a schema id (`BACKWARD` unless set, also before its first
+/// version).
+#[utoipa::path(
+    get, path = "/v1/{service}/schemas/{schema_id}/compatibility", tag = "schemas",
+    params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path)),
+    responses((status = 200, description = "The mode", body = Compatibility), ReadErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn compatibility(
+    State(state): State<AppState>,
+    caller: Caller,
+    ValidPath((service, schema_id)): ValidPath<(ServiceName, SchemaId)>,
+) -> Result<Json<Compatibility>, ApiError> {
+    caller.require(&service, Scope::Read)?;
+    let handle = state.service(&service).await?;
+    let mode = handle.schemas().compatibility(&schema_id).await?;
+    Ok(Json(Compatibility { schema_id, mode }))
+}
+
+/// Set the compatibility mode of a schema id; the next registrations obey it. It may be set
+/// before the first version is registered.
+#[utoipa::path(
+    put, path = "/v1/{service}/schemas/{schema_id}/compatibility", tag = "schemas",
+    params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path)),
+    request_body = CompatibilityRequest,
+    responses((status = 200, description = "The mode set", body = Compatibility), WriteErrors),
+    security(("bearer" = []))
+)]
+pub(crate) async fn set_compatibility(
+    State(state): State<AppState>,
+    caller: Caller,
+    ValidPath((service, schema_id)): ValidPath<(ServiceName, SchemaId)>,
+    JsonBody(request): JsonBody<CompatibilityRequest>,
+) -> Result<Json<Compatibility>, ApiError> {
+    caller.require(&service, Scope::Schema)?;
+    let handle = state.service(&service).await?;
+    handle
+        .schemas()
+        .set_compatibility(&schema_id, request.mode)
+        .await?;
+    Ok(Json(Compatibility {
+        schema_id,
+        mode: request.mode,
+    }))
 }

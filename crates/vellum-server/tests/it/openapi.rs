@@ -12,6 +12,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/{service}/schemas"),
     ("post", "/v1/{service}/schemas/{schema_id}"),
     ("post", "/v1/{service}/schemas/{schema_id}/check"),
+    ("get", "/v1/{service}/schemas/{schema_id}/compatibility"),
+    ("put", "/v1/{service}/schemas/{schema_id}/compatibility"),
     ("get", "/v1/{service}/schemas/{schema_id}/versions"),
     (
         "get",

@@ -106,17 +106,22 @@ async fn entity_versions_follow_the_schema_versions_they_are_written_under() {
 async fn writes_may_name_an_older_schema_version_of_the_active_major_only() {
     let f = Fixture::new().await;
     let order = id("sales_order");
-    let mut strict = order_schema();
-    strict["required"] = json!(["customer", "total"]);
+    // A minor version relaxes (it may not tighten): 1.1.0 accepts an empty customer.
+    let mut relaxed = order_schema();
+    relaxed["properties"]["customer"] = json!({"type": "string"});
     f.service
         .schemas()
-        .register(&order, v("1.1.0"), strict, true)
+        .register(&order, v("1.1.0"), relaxed, true)
         .await
         .unwrap();
 
     let mut uow = f.service.begin("alice").await.unwrap();
     let err = uow
-        .create(&order, json!({"customer": "x"}), WriteOptions::default())
+        .create(
+            &order,
+            json!({"customer": ""}),
+            WriteOptions::default().under_schema(v("1.0.0")),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Validation { .. }), "{err}");
@@ -132,6 +137,11 @@ async fn writes_may_name_an_older_schema_version_of_the_active_major_only() {
         .await
         .unwrap();
     assert_eq!(staged.schema_version, v("1.0.0"));
+    let active = uow
+        .create(&order, json!({"customer": ""}), WriteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(active.schema_version, v("1.1.0"));
     uow.commit().await.unwrap();
 
     f.service

@@ -1,5 +1,6 @@
 //! Integration tests of the vellum library against a real PostgreSQL.
 
+mod compatibility;
 mod embedded;
 mod entities;
 mod fixtures;
