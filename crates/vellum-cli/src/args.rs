@@ -71,6 +71,31 @@ pub(crate) enum Command {
     /// Create, read, update, delete entities and read their history.
     #[command(subcommand)]
     Entity(EntityCommand),
+    /// Measure vellum against hand-written SQL on the same PostgreSQL (see docs/BENCHMARKS.md).
+    ///
+    /// Runs in a fresh database it creates and drops. Prints a table (or JSON with --json) of
+    /// operations per second through vellum and through the raw-SQL baseline, their ratio,
+    /// vellum's latencies, and where the targets of issue 7 stand; progress goes to stderr.
+    Bench(BenchArgs),
+}
+
+/// Options of `vellum bench`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Shorter rounds: the whole suite in under a minute.
+    #[arg(long)]
+    pub(crate) quick: bool,
+    /// Print {"workloads": [...], "peak_rss_mib": ...} instead of the table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Run only this workload (repeatable): create, update, get_latest, get_version, get_as_of,
+    /// get_many, http_get, http_create, as_of_depth_10, as_of_depth_1000, as_of_depth_10000.
+    #[arg(long = "workload", value_name = "NAME")]
+    pub(crate) workloads: Vec<vellum_bench::Workload>,
+    /// Concurrent clients per side, comma-separated; each workload runs at each count.
+    #[arg(long, value_delimiter = ',', default_value = "1,8",
+          value_parser = clap::value_parser!(u16).range(1..=32))]
+    pub(crate) clients: Vec<u16>,
 }
 
 /// Options of `vellum serve`.

@@ -30,6 +30,9 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = open(cli.database_url.as_deref(), &cli.data_dir, options).await?;
             return crate::serve::serve(store, &cli.data_dir, args).await;
         }
+        Command::Bench(args) => {
+            return crate::bench::bench(cli.database_url.as_deref(), &cli.data_dir, args).await;
+        }
         command => {
             let store = open(
                 cli.database_url.as_deref(),
@@ -41,7 +44,9 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Service(command) => service(&store, command).await?,
                 Command::Schema(command) => schema(&store, command).await?,
                 Command::Entity(command) => entity(&store, command).await?,
-                Command::Db(_) | Command::Serve(_) => unreachable!("handled above"),
+                Command::Db(_) | Command::Serve(_) | Command::Bench(_) => {
+                    unreachable!("handled above")
+                }
             };
             drop(store);
             output

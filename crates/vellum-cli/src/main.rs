@@ -1,6 +1,7 @@
 //! `vellum`, the command line of the vellum document store.
 
 mod args;
+mod bench;
 mod commands;
 mod serve;
 

@@ -1,0 +1,332 @@
+//! The raw-SQL baseline: what a careful hand-written service would do with tokio-postgres to
+//! store and read the same rows, in the same tables (so the same indexes, constraints and
+//! triggers), with prepared statements from a pool like vellum's.
+//!
+//! It writes as the connecting user, without `SET ROLE`, the per-service advisory lock or
+//! schema validation: those are what vellum adds, and what the ratios measure.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use rand::rngs::StdRng;
+use serde_json::Value;
+use tokio_postgres::{Config, NoTls, Row};
+use uuid::Uuid;
+use vellum::{ServiceName, Version};
+
+use crate::{
+    Error, Result,
+    document::{Documents, SCHEMA_ID, SCHEMA_VERSION},
+    driver::Client,
+    fixture::{Read, ReadSet},
+};
+
+/// Who the baseline records as the actor of its units of work.
+const ACTOR: &str = "bench-baseline";
+
+/// The columns vellum reads back, in the same order.
+const COLUMNS: &str = "e.entity_id, e.entity_version, e.revision, e.schema_id, \
+     e.schema_version, e.payload, e.created_at, e.updated_at, e.deleted_at, e.is_active, e.uow_id";
+
+/// The baseline's pool and SQL.
+#[derive(Clone)]
+pub(crate) struct Raw {
+    pool: Pool,
+    sql: Arc<Statements>,
+}
+
+/// The statements, as text; each connection prepares them once (`prepare_cached`).
+struct Statements {
+    insert_uow: String,
+    insert_version: String,
+    supersede: String,
+    latest: String,
+    by_version: String,
+    as_of: String,
+    many: String,
+    load_history: String,
+}
+
+impl Raw {
+    pub(crate) fn new(config: &Config, service: &ServiceName, pool_size: usize) -> Result<Self> {
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(pool_size)
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::Options(format!("baseline pool: {e}")))?;
+        // Service names are validated as [a-z][a-z0-9_]*, so quoting is all they need.
+        let schema = format!("\"{}\"", service.as_str());
+        let table = format!("{schema}.\"{SCHEMA_ID}\"");
+        let uow = format!("{schema}.units_of_work");
+        Ok(Self {
+            pool,
+            sql: Arc::new(Statements {
+                insert_uow: format!(
+                    "INSERT INTO {uow} (uow_id, actor, committed_at) VALUES ($1, $2, now())"
+                ),
+                insert_version: format!(
+                    "INSERT INTO {table} (entity_id, revision, entity_version, schema_id,
+                                          schema_version, payload, created_at, updated_at, uow_id)
+                     VALUES ($1, $2, $3, $4, $5, $6, now(), now(), $7)"
+                ),
+                supersede: format!(
+                    "UPDATE {table} SET is_active = false, updated_at = now()
+                     WHERE entity_id = $1 AND revision = $2 AND is_active"
+                ),
+                latest: format!(
+                    "SELECT {COLUMNS} FROM {table} e
+                     WHERE e.entity_id = $1 AND e.is_active AND e.deleted_at IS NULL"
+                ),
+                by_version: format!(
+                    "SELECT {COLUMNS} FROM {table} e WHERE e.entity_id = $1 AND e.entity_version = $2"
+                ),
+                as_of: format!(
+                    "SELECT {COLUMNS} FROM {table} e WHERE e.entity_id = $1 AND e.created_at <= $2
+                     ORDER BY e.revision DESC LIMIT 1"
+                ),
+                many: format!(
+                    "SELECT {COLUMNS} FROM {table} e
+                     WHERE e.entity_id = ANY($1) AND e.is_active AND e.deleted_at IS NULL"
+                ),
+                // One statement writes a whole history: `depth` units of work 1 ms apart, and
+                // one version per unit of work, each superseded by the next.
+                load_history: format!(
+                    "WITH u AS (
+                         INSERT INTO {uow} (uow_id, actor, committed_at)
+                         SELECT gen_random_uuid(), 'bench-loader', $2::timestamptz + g * interval '1 millisecond'
+                         FROM generate_series(1, $3::int) g
+                         RETURNING uow_id, committed_at
+                     ), v AS (
+                         SELECT uow_id, committed_at, row_number() OVER (ORDER BY committed_at) AS revision
+                         FROM u
+                     )
+                     INSERT INTO {table} (entity_id, revision, entity_version, schema_id, schema_version,
+                                          payload, created_at, updated_at, is_active, uow_id)
+                     SELECT $1, revision, '1.0.' || (revision - 1), '{SCHEMA_ID}', '{SCHEMA_VERSION}',
+                            jsonb_set($4::jsonb, '{{notes}}', to_jsonb('revision ' || revision)),
+                            committed_at,
+                            committed_at + CASE WHEN revision = $3 THEN interval '0' ELSE interval '1 millisecond' END,
+                            revision = $3, uow_id
+                     FROM v"
+                ),
+            }),
+        })
+    }
+
+    async fn client(&self) -> Result<Object> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Writes an entity with `depth` versions, the last one 10 s ago; returns its read set.
+    pub(crate) async fn load_history(&self, payload: &Value, depth: u32) -> Result<ReadSet> {
+        let client = self.client().await?;
+        let entity_id = Uuid::now_v7();
+        let start = Utc::now()
+            - chrono::Duration::milliseconds(i64::from(depth))
+            - chrono::Duration::seconds(10);
+        let stmt = client.prepare_cached(&self.sql.load_history).await?;
+        let depth_param = i32::try_from(depth)
+            .map_err(|_| Error::Options(format!("a history of {depth} versions is too deep")))?;
+        let written = client
+            .execute(&stmt, &[&entity_id, &start, &depth_param, payload])
+            .await?;
+        if written != u64::from(depth) {
+            return Err(Error::Check(format!(
+                "history load wrote {written} versions, not {depth}"
+            )));
+        }
+        let millis = |n: u32| chrono::Duration::milliseconds(i64::from(n));
+        Ok(ReadSet::new(
+            vec![entity_id],
+            depth,
+            start + millis(1),
+            start + millis(depth),
+        ))
+    }
+
+    /// Writes one version and its unit of work in one pipelined transaction: `BEGIN`, the
+    /// unit-of-work row, the previous version made inactive (for an update), the new version,
+    /// `COMMIT`, all sent before any answer is read. The active-row unique index refuses the new
+    /// version if the previous one was not the active one, which is the optimistic lock.
+    async fn write(&self, entity_id: Uuid, previous: Option<i64>, payload: &Value) -> Result<()> {
+        let client = self.client().await?;
+        let insert_uow = client.prepare_cached(&self.sql.insert_uow).await?;
+        let insert_version = client.prepare_cached(&self.sql.insert_version).await?;
+        let uow_id = Uuid::now_v7();
+        let revision = previous.unwrap_or(0) + 1;
+        let entity_version = Version::new(1, 0, (revision - 1) as u32).to_string();
+        let version_params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+            &entity_id,
+            &revision,
+            &entity_version,
+            &SCHEMA_ID,
+            &SCHEMA_VERSION,
+            payload,
+            &uow_id,
+        ];
+        let uow_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&uow_id, &ACTOR];
+        match previous {
+            None => {
+                let (begun, uow, version, committed) = tokio::join!(
+                    client.batch_execute("BEGIN"),
+                    client.execute(&insert_uow, &uow_params),
+                    client.execute(&insert_version, &version_params),
+                    client.batch_execute("COMMIT"),
+                );
+                begun?;
+                uow?;
+                version?;
+                committed?;
+            }
+            Some(previous) => {
+                let supersede = client.prepare_cached(&self.sql.supersede).await?;
+                let supersede_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+                    [&entity_id, &previous];
+                let (begun, uow, superseded, version, committed) = tokio::join!(
+                    client.batch_execute("BEGIN"),
+                    client.execute(&insert_uow, &uow_params),
+                    client.execute(&supersede, &supersede_params),
+                    client.execute(&insert_version, &version_params),
+                    client.batch_execute("COMMIT"),
+                );
+                begun?;
+                uow?;
+                if superseded? != 1 {
+                    return Err(Error::Check(format!(
+                        "revision {previous} of {entity_id} was not the active one"
+                    )));
+                }
+                version?;
+                committed?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One read of the kind the workload does, decoded into the same columns vellum decodes.
+    async fn read(&self, set: &ReadSet, read: Read, rng: &mut StdRng) -> Result<()> {
+        let client = self.client().await?;
+        let rows = match read {
+            Read::Latest => {
+                let stmt = client.prepare_cached(&self.sql.latest).await?;
+                client.query(&stmt, &[&set.pick(rng)]).await?
+            }
+            Read::Version => {
+                let stmt = client.prepare_cached(&self.sql.by_version).await?;
+                let (id, version) = (set.pick(rng), set.pick_version(rng).to_string());
+                client.query(&stmt, &[&id, &version]).await?
+            }
+            Read::AsOf => {
+                let stmt = client.prepare_cached(&self.sql.as_of).await?;
+                let (id, as_of) = (set.pick(rng), set.pick_time(rng));
+                client.query(&stmt, &[&id, &as_of]).await?
+            }
+            Read::Many => {
+                let stmt = client.prepare_cached(&self.sql.many).await?;
+                client.query(&stmt, &[&set.pick_many(rng)]).await?
+            }
+        };
+        let found = rows
+            .iter()
+            .map(RawEntity::from_row)
+            .collect::<Result<Vec<_>>>()?;
+        read.check(found.len())
+    }
+}
+
+/// An entity version as the baseline decodes it: the same columns as `vellum::Entity`, in
+/// plain types.
+#[allow(
+    dead_code,
+    reason = "decoded to cost what vellum's decoding costs, not read"
+)]
+struct RawEntity {
+    entity_id: Uuid,
+    entity_version: String,
+    revision: i64,
+    schema_id: String,
+    schema_version: String,
+    payload: Value,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    deleted_at: Option<DateTime<Utc>>,
+    is_active: bool,
+    uow_id: Uuid,
+}
+
+impl RawEntity {
+    fn from_row(row: &Row) -> Result<Self> {
+        Ok(Self {
+            entity_id: row.try_get(0)?,
+            entity_version: row.try_get(1)?,
+            revision: row.try_get(2)?,
+            schema_id: row.try_get(3)?,
+            schema_version: row.try_get(4)?,
+            payload: row.try_get(5)?,
+            created_at: row.try_get(6)?,
+            updated_at: row.try_get(7)?,
+            deleted_at: row.try_get(8)?,
+            is_active: row.try_get(9)?,
+            uow_id: row.try_get(10)?,
+        })
+    }
+}
+
+/// The baseline of `create`: a new entity per operation.
+pub(crate) struct RawCreate {
+    pub(crate) raw: Raw,
+    pub(crate) documents: Arc<Documents>,
+    pub(crate) next: usize,
+}
+
+impl Client for RawCreate {
+    async fn op(&mut self) -> Result<()> {
+        self.next += 1;
+        let payload = self.documents.value(self.next).clone();
+        self.raw.write(Uuid::now_v7(), None, &payload).await
+    }
+}
+
+/// The baseline of `update`: the client's own entities in turn, each at the revision it last
+/// wrote.
+pub(crate) struct RawUpdate {
+    pub(crate) raw: Raw,
+    pub(crate) documents: Arc<Documents>,
+    /// Entity and its current revision.
+    pub(crate) entities: Vec<(Uuid, i64)>,
+    pub(crate) next: usize,
+}
+
+impl Client for RawUpdate {
+    async fn op(&mut self) -> Result<()> {
+        self.next += 1;
+        let at = self.next % self.entities.len();
+        let (entity_id, revision) = self.entities[at];
+        let payload = self.documents.value(self.next).clone();
+        self.raw.write(entity_id, Some(revision), &payload).await?;
+        self.entities[at].1 = revision + 1;
+        Ok(())
+    }
+}
+
+/// The baseline of the read workloads.
+pub(crate) struct RawRead {
+    pub(crate) raw: Raw,
+    pub(crate) set: Arc<ReadSet>,
+    pub(crate) read: Read,
+    pub(crate) rng: StdRng,
+}
+
+impl Client for RawRead {
+    async fn op(&mut self) -> Result<()> {
+        self.raw.read(&self.set, self.read, &mut self.rng).await
+    }
+}

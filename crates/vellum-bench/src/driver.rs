@@ -1,0 +1,88 @@
+//! Running clients concurrently for a while, and comparing the two sides of a workload.
+
+use std::{
+    future::Future,
+    time::{Duration, Instant},
+};
+
+use crate::{Error, Options, Result, process, stats::Samples};
+
+/// One client of a workload: a tokio task calls [`op`](Self::op) in a loop. It owns whatever
+/// state it keeps between operations (its random generator, the versions it last wrote).
+pub(crate) trait Client: Send + 'static {
+    /// One operation; an error stops the run.
+    fn op(&mut self) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Both sides of one cell, measured.
+#[derive(Debug, Default)]
+pub(crate) struct Comparison {
+    pub(crate) vellum: Samples,
+    pub(crate) baseline: Samples,
+    /// CPU time of this process during vellum's measured rounds.
+    pub(crate) vellum_cpu: Duration,
+}
+
+/// Warms both sides up, then runs `options.rounds` measured rounds of each, alternating which
+/// goes first so neither always runs on a cache or a checkpoint the other left behind.
+pub(crate) async fn compare<V: Client, B: Client>(
+    mut vellum: Vec<V>,
+    mut baseline: Vec<B>,
+    options: &Options,
+) -> Result<Comparison> {
+    let mut comparison = Comparison::default();
+    (vellum, _) = run_for(vellum, options.warmup).await?;
+    (baseline, _) = run_for(baseline, options.warmup).await?;
+    for round in 0..options.rounds {
+        if round % 2 == 1 {
+            let samples;
+            (baseline, samples) = run_for(baseline, options.round).await?;
+            comparison.baseline.merge(samples);
+        }
+        let cpu_before = process::cpu_time()?;
+        let samples;
+        (vellum, samples) = run_for(vellum, options.round).await?;
+        comparison.vellum_cpu += process::cpu_time()?.saturating_sub(cpu_before);
+        comparison.vellum.merge(samples);
+        if round % 2 == 0 {
+            let samples;
+            (baseline, samples) = run_for(baseline, options.round).await?;
+            comparison.baseline.merge(samples);
+        }
+    }
+    Ok(comparison)
+}
+
+/// Runs every client in its own task until `duration` has passed; each finishes the operation
+/// it is in. Returns the clients, for the next run, and what they did.
+async fn run_for<C: Client>(clients: Vec<C>, duration: Duration) -> Result<(Vec<C>, Samples)> {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|mut client| {
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    let start = Instant::now();
+                    if start >= deadline {
+                        break;
+                    }
+                    client.op().await?;
+                    latencies.push(start.elapsed());
+                }
+                Ok::<_, Error>((client, latencies))
+            })
+        })
+        .collect();
+    let mut clients = Vec::with_capacity(tasks.len());
+    let mut latencies = Vec::new();
+    for task in tasks {
+        let (client, done) = task
+            .await
+            .map_err(|e| Error::Check(format!("a client task failed: {e}")))??;
+        clients.push(client);
+        latencies.extend(done);
+    }
+    Ok((clients, Samples::new(latencies, started.elapsed())))
+}

@@ -1,0 +1,97 @@
+//! # vellum-bench
+//!
+//! The benchmark harness behind `vellum bench`: each workload runs twice in one process against
+//! the same PostgreSQL, through vellum and through a hand-written SQL baseline (tokio-postgres,
+//! prepared statements) that does the same durable work, and the result is the ratio of the two.
+//! Absolute numbers depend on the machine; the ratios are what the targets of issue 7 are about.
+//!
+//! [`run`] creates a fresh database (or, without the right to create one, a service with a
+//! unique name), loads it, runs the selected [`Workload`]s at each client count, drops the
+//! database and returns a [`Report`]:
+//!
+//! ```no_run
+//! # async fn bench(admin: tokio_postgres::Config) -> vellum_bench::Result<()> {
+//! let mut options = vellum_bench::Options::quick();
+//! options.workloads = vec![vellum_bench::Workload::GetLatest];
+//! let report = vellum_bench::run(admin, &options).await?;
+//! println!("{}", report.table());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The method, the baselines and the last results are in `docs/BENCHMARKS.md`.
+
+mod baseline;
+mod database;
+mod document;
+mod driver;
+mod error;
+mod fixture;
+mod http;
+mod options;
+mod process;
+mod report;
+mod stats;
+mod workloads;
+
+use std::time::Instant;
+
+pub use error::{Error, Result};
+pub use options::{NOT_BUILT, Options, Workload};
+pub use report::{Report, Status, Target, ValidationCost, WorkloadResult};
+
+/// Runs the selected workloads at each client count and reports vellum against the baseline.
+///
+/// `admin` is a PostgreSQL the harness may create a database on (the embedded cluster, or
+/// `DATABASE_URL`); the database is dropped at the end, whether the run succeeded or not.
+/// Progress goes to stderr.
+pub async fn run(admin: tokio_postgres::Config, options: &Options) -> Result<Report> {
+    options.check()?;
+    let database = database::BenchDatabase::open(&admin).await?;
+    let outcome = suite(&database, options).await;
+    let closed = database.close().await;
+    let report = outcome?;
+    closed?;
+    Ok(report)
+}
+
+async fn suite(database: &database::BenchDatabase, options: &Options) -> Result<Report> {
+    let started = Instant::now();
+    let fixture = fixture::Fixture::load(database, options).await?;
+    let cells = options.workloads.len() * options.clients.len();
+    let mut results = Vec::with_capacity(cells);
+    let mut create_cpu = stats::CpuPerOp::default();
+    for workload in &options.workloads {
+        for &clients in &options.clients {
+            eprintln!(
+                "[{}/{cells}] {} with {clients} client{} ({:.0} s elapsed)",
+                results.len() + 1,
+                workload.name(),
+                if clients == 1 { "" } else { "s" },
+                started.elapsed().as_secs_f64(),
+            );
+            let comparison = workloads::run(*workload, clients, &fixture, options).await?;
+            if *workload == Workload::Create {
+                create_cpu.add(comparison.vellum_cpu, comparison.vellum.ops());
+            }
+            results.push(WorkloadResult::new(*workload, clients, &comparison));
+        }
+    }
+    let validation = match create_cpu.per_op() {
+        Some(write_cpu) => Some(ValidationCost {
+            validate_us: fixture.documents.validation_time()?.as_secs_f64() * 1e6,
+            write_cpu_us: write_cpu.as_secs_f64() * 1e6,
+        }),
+        None => None,
+    };
+    fixture.close().await;
+    for (name, why) in NOT_BUILT {
+        eprintln!("{name}: not built yet, it {why}");
+    }
+    eprintln!("done in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(Report {
+        workloads: results,
+        peak_rss_mib: process::peak_rss_mib(),
+        validation,
+    })
+}

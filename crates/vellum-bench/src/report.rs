@@ -1,0 +1,386 @@
+//! The results: one row per (workload, clients), the targets of issue 7, and the table.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::{
+    NOT_BUILT, Workload,
+    driver::Comparison,
+    stats::{self, round},
+};
+
+/// What a run measured. Serializes to the JSON of `vellum bench --json`:
+/// `{"workloads": [...], "peak_rss_mib": ...}`.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct Report {
+    /// One entry per workload and client count, in the order they ran.
+    pub workloads: Vec<WorkloadResult>,
+    /// Peak resident memory of the benchmark process (load generator, server and library
+    /// together), from `VmHWM`; `None` off Linux.
+    pub peak_rss_mib: Option<f64>,
+    /// The cost of schema validation within vellum's create, when `create` ran.
+    #[serde(skip)]
+    pub validation: Option<ValidationCost>,
+}
+
+/// One workload at one client count.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct WorkloadResult {
+    /// The workload ([`Workload::name`]).
+    pub name: String,
+    /// Concurrent clients on each side.
+    pub clients: usize,
+    /// Operations per second through vellum (for `http_*`: through the HTTP server).
+    pub vellum_ops_s: f64,
+    /// Operations per second of the baseline (for `http_*`: the library called in-process).
+    pub baseline_ops_s: f64,
+    /// `vellum_ops_s / baseline_ops_s`; `None` if the baseline did nothing.
+    pub ratio: Option<f64>,
+    /// Median latency of vellum's operations, in milliseconds.
+    pub p50_ms: f64,
+    /// 99th-percentile latency of vellum's operations, in milliseconds.
+    pub p99_ms: f64,
+}
+
+impl WorkloadResult {
+    pub(crate) fn new(workload: Workload, clients: usize, comparison: &Comparison) -> Self {
+        let vellum_ops_s = comparison.vellum.ops_per_second();
+        let baseline_ops_s = comparison.baseline.ops_per_second();
+        let ms = |p| {
+            comparison
+                .vellum
+                .percentile(p)
+                .map_or(0.0, |d| round(d.as_secs_f64() * 1e3, 3))
+        };
+        Self {
+            name: workload.name().to_string(),
+            clients,
+            vellum_ops_s: round(vellum_ops_s, 1),
+            baseline_ops_s: round(baseline_ops_s, 1),
+            ratio: stats::ratio(vellum_ops_s, baseline_ops_s).map(|r| round(r, 3)),
+            p50_ms: ms(50.0),
+            p99_ms: ms(99.0),
+        }
+    }
+}
+
+/// How long validating one document takes, against the CPU time of the whole process per
+/// vellum create (unit of work, validation, SQL encoding, driver, runtime).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct ValidationCost {
+    /// Microseconds per validation of one benchmark document.
+    pub validate_us: f64,
+    /// Microseconds of process CPU per vellum create, over the measured rounds of `create`.
+    pub write_cpu_us: f64,
+}
+
+impl ValidationCost {
+    /// Validation as a share of write CPU, in percent.
+    pub fn percent(&self) -> f64 {
+        100.0 * self.validate_us / self.write_cpu_us
+    }
+}
+
+/// Where a target of issue 7 stands in this run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Status {
+    /// Met at every client count measured.
+    Met,
+    /// Missed at some client count.
+    NotMet,
+    /// This run did not measure it; the string says why.
+    NotMeasured(String),
+}
+
+/// One target of issue 7 and where it stands.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Target {
+    /// The target, as the issue states it.
+    pub goal: &'static str,
+    /// Met or not, or why it was not measured.
+    pub status: Status,
+    /// The numbers it was judged on.
+    pub detail: String,
+}
+
+impl Report {
+    fn rows(&self, name: &str) -> Vec<&WorkloadResult> {
+        self.workloads.iter().filter(|w| w.name == name).collect()
+    }
+
+    /// A ratio target on one workload: met when the ratio reaches `min` at every client count.
+    fn ratio_target(&self, goal: &'static str, workload: Workload, min: f64) -> Target {
+        let rows = self.rows(workload.name());
+        if rows.is_empty() {
+            return Target {
+                goal,
+                status: Status::NotMeasured(format!("{workload} did not run")),
+                detail: String::new(),
+            };
+        }
+        let met = rows
+            .iter()
+            .all(|r| r.ratio.is_some_and(|ratio| ratio >= min));
+        let detail = rows
+            .iter()
+            .map(|r| match r.ratio {
+                Some(ratio) => format!("{ratio:.2}x at {}", r.clients),
+                None => format!("no baseline at {}", r.clients),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        Target {
+            goal,
+            status: if met { Status::Met } else { Status::NotMet },
+            detail,
+        }
+    }
+
+    /// Every target of issue 7, with where it stands in this run.
+    pub fn targets(&self) -> Vec<Target> {
+        let mut targets = vec![
+            self.ratio_target("create >= 0.8x raw", Workload::Create, 0.8),
+            self.ratio_target("update >= 0.8x raw", Workload::Update, 0.8),
+            self.validation_target(),
+            self.ratio_target("get_latest >= 0.9x raw", Workload::GetLatest, 0.9),
+            self.ratio_target("get_version >= 0.9x raw", Workload::GetVersion, 0.9),
+            self.ratio_target("get_as_of >= 0.9x raw", Workload::GetAsOf, 0.9),
+            self.depth_target(),
+            self.ratio_target(
+                "get_many (100 ids) >= 0.9x raw = ANY($1)",
+                Workload::GetMany,
+                0.9,
+            ),
+            self.ratio_target("http_get >= 0.5x the library's get", Workload::HttpGet, 0.5),
+        ];
+        targets.push(Target {
+            goal: "bulk_import >= 0.7x raw binary COPY",
+            status: Status::NotMeasured("bulk_import is not built yet".into()),
+            detail: String::new(),
+        });
+        targets.push(Target {
+            goal: "server memory flat over a 5-minute run",
+            status: Status::NotMeasured(
+                "needs a sustained run; this harness reports peak RSS only".into(),
+            ),
+            detail: self
+                .peak_rss_mib
+                .map(|mib| format!("peak RSS {mib} MiB"))
+                .unwrap_or_default(),
+        });
+        targets
+    }
+
+    fn validation_target(&self) -> Target {
+        let goal = "schema validation < 5% of write CPU";
+        match self.validation {
+            Some(cost) => Target {
+                goal,
+                status: if cost.percent() < 5.0 {
+                    Status::Met
+                } else {
+                    Status::NotMet
+                },
+                detail: format!(
+                    "{:.1}%: {:.0} us per validation, {:.0} us of CPU per create",
+                    cost.percent(),
+                    cost.validate_us,
+                    cost.write_cpu_us
+                ),
+            },
+            None => Target {
+                goal,
+                status: Status::NotMeasured("create did not run".into()),
+                detail: String::new(),
+            },
+        }
+    }
+
+    /// p50 of as-of reads on 10,000 versions against 10, at the smallest client count both ran.
+    fn depth_target(&self) -> Target {
+        let goal = "as-of p50 with 10,000 versions <= 1.2x with 10";
+        let shallow = self.rows(Workload::AsOfDepth10.name());
+        let deep = self.rows(Workload::AsOfDepth10000.name());
+        let pair = shallow
+            .iter()
+            .find_map(|s| deep.iter().find(|d| d.clients == s.clients).map(|d| (s, d)));
+        match pair {
+            Some((shallow, deep)) if shallow.p50_ms > 0.0 => {
+                let ratio = deep.p50_ms / shallow.p50_ms;
+                Target {
+                    goal,
+                    status: if ratio <= 1.2 {
+                        Status::Met
+                    } else {
+                        Status::NotMet
+                    },
+                    detail: format!(
+                        "{ratio:.2}x ({:.3} ms vs {:.3} ms at {} client{})",
+                        deep.p50_ms,
+                        shallow.p50_ms,
+                        deep.clients,
+                        if deep.clients == 1 { "" } else { "s" }
+                    ),
+                }
+            }
+            _ => Target {
+                goal,
+                status: Status::NotMeasured(
+                    "needs as_of_depth_10 and as_of_depth_10000 at the same client count".into(),
+                ),
+                detail: String::new(),
+            },
+        }
+    }
+
+    /// The results as a table, then the workloads not built yet, peak memory, and the targets.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{:<18} {:>7} {:>12} {:>14} {:>7} {:>8} {:>8}",
+            "workload", "clients", "vellum ops/s", "baseline ops/s", "ratio", "p50 ms", "p99 ms"
+        );
+        for w in &self.workloads {
+            let ratio = w.ratio.map_or("-".to_string(), |r| format!("{r:.2}"));
+            let _ = writeln!(
+                out,
+                "{:<18} {:>7} {:>12.1} {:>14.1} {:>7} {:>8.3} {:>8.3}",
+                w.name, w.clients, w.vellum_ops_s, w.baseline_ops_s, ratio, w.p50_ms, w.p99_ms
+            );
+        }
+        for (name, why) in NOT_BUILT {
+            let _ = writeln!(out, "{name:<18} not built yet: it {why}");
+        }
+        if let Some(mib) = self.peak_rss_mib {
+            let _ = writeln!(out, "\npeak RSS: {mib} MiB");
+        }
+        let _ = writeln!(out, "\ntargets (issue 7):");
+        for target in self.targets() {
+            let status = match &target.status {
+                Status::Met => "met".to_string(),
+                Status::NotMet => "NOT MET".to_string(),
+                Status::NotMeasured(why) => format!("not measured: {why}"),
+            };
+            let detail = if target.detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", target.detail)
+            };
+            let _ = writeln!(out, "  {:<48} {status}{detail}", target.goal);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, clients: usize, ratio: f64, p50_ms: f64) -> WorkloadResult {
+        WorkloadResult {
+            name: name.into(),
+            clients,
+            vellum_ops_s: 1000.0 * ratio,
+            baseline_ops_s: 1000.0,
+            ratio: Some(ratio),
+            p50_ms,
+            p99_ms: p50_ms * 2.0,
+        }
+    }
+
+    fn report(workloads: Vec<WorkloadResult>) -> Report {
+        Report {
+            workloads,
+            peak_rss_mib: Some(42.0),
+            validation: Some(ValidationCost {
+                validate_us: 10.0,
+                write_cpu_us: 400.0,
+            }),
+        }
+    }
+
+    fn status(report: &Report, goal_prefix: &str) -> Status {
+        report
+            .targets()
+            .into_iter()
+            .find(|t| t.goal.starts_with(goal_prefix))
+            .unwrap()
+            .status
+    }
+
+    #[test]
+    fn a_ratio_target_is_met_only_at_every_client_count() {
+        let report = report(vec![
+            row("create", 1, 0.85, 1.0),
+            row("create", 8, 0.75, 1.0),
+            row("get_latest", 1, 0.95, 0.2),
+            row("get_latest", 8, 0.91, 0.3),
+        ]);
+        assert_eq!(status(&report, "create"), Status::NotMet);
+        assert_eq!(status(&report, "get_latest"), Status::Met);
+        assert!(matches!(status(&report, "update"), Status::NotMeasured(_)));
+        assert!(matches!(
+            status(&report, "bulk_import"),
+            Status::NotMeasured(_)
+        ));
+        assert_eq!(status(&report, "schema validation"), Status::Met);
+    }
+
+    #[test]
+    fn the_depth_target_compares_p50_at_the_same_client_count() {
+        let met = report(vec![
+            row("as_of_depth_10", 1, 0.9, 0.50),
+            row("as_of_depth_10000", 1, 0.9, 0.55),
+        ]);
+        assert_eq!(status(&met, "as-of p50"), Status::Met);
+        let missed = report(vec![
+            row("as_of_depth_10", 1, 0.9, 0.50),
+            row("as_of_depth_10000", 1, 0.9, 2.0),
+        ]);
+        assert_eq!(status(&missed, "as-of p50"), Status::NotMet);
+        let apart = report(vec![
+            row("as_of_depth_10", 1, 0.9, 0.50),
+            row("as_of_depth_10000", 8, 0.9, 0.55),
+        ]);
+        assert!(matches!(
+            status(&apart, "as-of p50"),
+            Status::NotMeasured(_)
+        ));
+    }
+
+    #[test]
+    fn json_has_exactly_the_issue_fields() {
+        let json = serde_json::to_value(report(vec![row("get_many", 8, 0.5, 1.25)])).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "workloads": [{"name": "get_many", "clients": 8, "vellum_ops_s": 500.0,
+                               "baseline_ops_s": 1000.0, "ratio": 0.5, "p50_ms": 1.25,
+                               "p99_ms": 2.5}],
+                "peak_rss_mib": 42.0
+            })
+        );
+    }
+
+    #[test]
+    fn the_table_names_what_is_not_built_and_where_targets_stand() {
+        let table = report(vec![row("create", 1, 0.5, 1.0)]).table();
+        assert!(
+            table.contains("query              not built yet"),
+            "{table}"
+        );
+        assert!(
+            table.contains("bulk_import        not built yet"),
+            "{table}"
+        );
+        assert!(table.contains("create >= 0.8x raw"), "{table}");
+        assert!(table.contains("NOT MET (0.50x at 1)"), "{table}");
+    }
+}

@@ -1,0 +1,147 @@
+//! Throughput, latency percentiles and ratios of measured runs.
+
+use std::time::Duration;
+
+/// What one side did in a cell: operations, the wall time they took, and each one's latency.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Samples {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
+impl Samples {
+    /// One measured run: its latencies and its wall time (first start to last end).
+    pub(crate) fn new(latencies: Vec<Duration>, elapsed: Duration) -> Self {
+        Self { latencies, elapsed }
+    }
+
+    /// Adds another run of the same side.
+    pub(crate) fn merge(&mut self, other: Samples) {
+        self.latencies.extend(other.latencies);
+        self.elapsed += other.elapsed;
+    }
+
+    pub(crate) fn ops(&self) -> u64 {
+        self.latencies.len() as u64
+    }
+
+    /// Operations per second of wall time, all clients together.
+    pub(crate) fn ops_per_second(&self) -> f64 {
+        if self.elapsed.is_zero() {
+            return 0.0;
+        }
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// The latency at percentile `p` (0 < p <= 100), by the nearest-rank method: the smallest
+    /// latency that at least `p`% of operations did not exceed. `None` without operations.
+    pub(crate) fn percentile(&self, p: f64) -> Option<Duration> {
+        let mut sorted = self.latencies.clone();
+        sorted.sort_unstable();
+        percentile_of_sorted(&sorted, p)
+    }
+}
+
+fn percentile_of_sorted(sorted: &[Duration], p: f64) -> Option<Duration> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+/// vellum's throughput over the baseline's: above 1 vellum is faster. `None` when the baseline
+/// did nothing, which leaves nothing to compare with.
+pub(crate) fn ratio(vellum_ops_s: f64, baseline_ops_s: f64) -> Option<f64> {
+    (baseline_ops_s > 0.0).then(|| vellum_ops_s / baseline_ops_s)
+}
+
+/// Process CPU time spent over a number of operations.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct CpuPerOp {
+    cpu: Duration,
+    ops: u64,
+}
+
+impl CpuPerOp {
+    pub(crate) fn add(&mut self, cpu: Duration, ops: u64) {
+        self.cpu += cpu;
+        self.ops += ops;
+    }
+
+    pub(crate) fn per_op(&self) -> Option<Duration> {
+        (self.ops > 0).then(|| self.cpu.div_f64(self.ops as f64))
+    }
+}
+
+/// Rounds to `digits` decimals, for output that reads as a measurement and not as noise.
+pub(crate) fn round(value: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (value * scale).round() / scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(values: impl IntoIterator<Item = u64>) -> Vec<Duration> {
+        values.into_iter().map(Duration::from_millis).collect()
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let samples = Samples::new(ms((1..=100).rev()), Duration::from_secs(1));
+        assert_eq!(samples.percentile(50.0), Some(Duration::from_millis(50)));
+        assert_eq!(samples.percentile(99.0), Some(Duration::from_millis(99)));
+        assert_eq!(samples.percentile(100.0), Some(Duration::from_millis(100)));
+        assert_eq!(samples.percentile(0.1), Some(Duration::from_millis(1)));
+
+        let few = Samples::new(ms([30, 10, 20]), Duration::from_secs(1));
+        assert_eq!(few.percentile(50.0), Some(Duration::from_millis(20)));
+        // With fewer than 100 operations, p99 is the slowest one, never an interpolation.
+        assert_eq!(few.percentile(99.0), Some(Duration::from_millis(30)));
+
+        let one = Samples::new(ms([7]), Duration::from_secs(1));
+        assert_eq!(one.percentile(50.0), Some(Duration::from_millis(7)));
+        assert_eq!(one.percentile(99.0), Some(Duration::from_millis(7)));
+    }
+
+    #[test]
+    fn no_operations_have_no_percentile_and_no_throughput() {
+        let empty = Samples::default();
+        assert_eq!(empty.percentile(50.0), None);
+        assert_eq!(empty.ops_per_second(), 0.0);
+    }
+
+    #[test]
+    fn throughput_counts_every_run_of_a_side() {
+        let mut samples = Samples::new(ms([1; 300]), Duration::from_millis(1_500));
+        samples.merge(Samples::new(ms([2; 100]), Duration::from_millis(500)));
+        assert_eq!(samples.ops(), 400);
+        assert_eq!(samples.ops_per_second(), 200.0);
+        assert_eq!(samples.percentile(99.0), Some(Duration::from_millis(2)));
+    }
+
+    #[test]
+    fn ratio_is_vellum_over_baseline_and_undefined_without_a_baseline() {
+        assert_eq!(ratio(800.0, 1000.0), Some(0.8));
+        assert_eq!(ratio(1500.0, 1000.0), Some(1.5));
+        assert_eq!(ratio(0.0, 1000.0), Some(0.0));
+        assert_eq!(ratio(1000.0, 0.0), None);
+    }
+
+    #[test]
+    fn cpu_per_operation_needs_operations() {
+        let mut cpu = CpuPerOp::default();
+        assert_eq!(cpu.per_op(), None);
+        cpu.add(Duration::from_millis(30), 100);
+        cpu.add(Duration::from_millis(10), 100);
+        assert_eq!(cpu.per_op(), Some(Duration::from_micros(200)));
+    }
+
+    #[test]
+    fn rounding_keeps_the_given_decimals() {
+        assert_eq!(round(1234.5678, 1), 1234.6);
+        assert_eq!(round(0.123456, 3), 0.123);
+    }
+}

@@ -1,0 +1,214 @@
+//! Each workload's two sides, and vellum's side of each.
+
+use std::sync::Arc;
+
+use rand::{SeedableRng, rngs::StdRng};
+use uuid::Uuid;
+use vellum::{SchemaId, Service, Version, WriteOptions};
+
+use crate::{
+    Error, Options, Result, Workload,
+    baseline::{RawCreate, RawRead, RawUpdate},
+    document::{Documents, SEED},
+    driver::{Client, Comparison, compare},
+    fixture::{Fixture, Read, ReadSet},
+    http::{HttpCreate, HttpGet},
+};
+
+/// The actor of vellum's units of work.
+const ACTOR: &str = "bench-vellum";
+
+/// Runs one cell: `workload` with `clients` concurrent clients on each side.
+pub(crate) async fn run(
+    workload: Workload,
+    clients: usize,
+    fixture: &Fixture,
+    options: &Options,
+) -> Result<Comparison> {
+    // Client `i` of either side draws the same random choices in the same order.
+    let rng = |i: usize| StdRng::seed_from_u64(SEED ^ ((workload as u64) << 32) ^ i as u64);
+    let documents = || fixture.documents.clone();
+    let creates = |i: usize| VellumCreate {
+        service: fixture.service.clone(),
+        schema_id: fixture.schema_id.clone(),
+        documents: documents(),
+        next: i * 7,
+    };
+    let reads = |read: Read, set: &Arc<ReadSet>, i: usize| VellumRead {
+        service: fixture.service.clone(),
+        schema_id: fixture.schema_id.clone(),
+        set: set.clone(),
+        read,
+        rng: rng(i),
+    };
+    match workload {
+        Workload::Create => {
+            let baseline = (0..clients).map(|i| RawCreate {
+                raw: fixture.raw.clone(),
+                documents: documents(),
+                next: i * 7,
+            });
+            compare(
+                (0..clients).map(creates).collect(),
+                baseline.collect(),
+                options,
+            )
+            .await
+        }
+        Workload::Update => {
+            let vellum = fixture.update_set(clients).await?.into_iter().enumerate();
+            let vellum = vellum.map(|(i, entities)| VellumUpdate {
+                service: fixture.service.clone(),
+                schema_id: fixture.schema_id.clone(),
+                documents: documents(),
+                entities,
+                next: i * 7,
+            });
+            let baseline = fixture.update_set(clients).await?.into_iter().enumerate();
+            let baseline = baseline.map(|(i, entities)| RawUpdate {
+                raw: fixture.raw.clone(),
+                documents: documents(),
+                entities: entities.into_iter().map(|(id, _)| (id, 1)).collect(),
+                next: i * 7,
+            });
+            compare(vellum.collect(), baseline.collect(), options).await
+        }
+        Workload::HttpGet => {
+            let target = http_target(fixture)?;
+            let set = fixture.reads(workload)?;
+            let http = (0..clients).map(|i| HttpGet {
+                target: target.clone(),
+                set: set.clone(),
+                rng: rng(i),
+            });
+            let library = (0..clients).map(|i| reads(Read::Latest, &set, i));
+            compare(http.collect(), library.collect(), options).await
+        }
+        Workload::HttpCreate => {
+            let target = http_target(fixture)?;
+            let http = (0..clients).map(|i| HttpCreate {
+                target: target.clone(),
+                documents: documents(),
+                next: i * 7,
+            });
+            compare(http.collect(), (0..clients).map(creates).collect(), options).await
+        }
+        Workload::GetLatest
+        | Workload::GetVersion
+        | Workload::GetAsOf
+        | Workload::GetMany
+        | Workload::AsOfDepth10
+        | Workload::AsOfDepth1000
+        | Workload::AsOfDepth10000 => {
+            let read = match workload {
+                Workload::GetLatest => Read::Latest,
+                Workload::GetVersion => Read::Version,
+                Workload::GetMany => Read::Many,
+                _ => Read::AsOf,
+            };
+            let set = fixture.reads(workload)?;
+            let baseline = (0..clients).map(|i| RawRead {
+                raw: fixture.raw.clone(),
+                set: set.clone(),
+                read,
+                rng: rng(i),
+            });
+            let vellum = (0..clients).map(|i| reads(read, &set, i));
+            compare(vellum.collect(), baseline.collect(), options).await
+        }
+    }
+}
+
+fn http_target(fixture: &Fixture) -> Result<crate::http::HttpTarget> {
+    fixture
+        .http
+        .as_ref()
+        .map(|server| server.target())
+        .ok_or_else(|| Error::Check("the HTTP server was not started".into()))
+}
+
+/// `create` through vellum: a unit of work that creates one entity, validated.
+struct VellumCreate {
+    service: Service,
+    schema_id: SchemaId,
+    documents: Arc<Documents>,
+    next: usize,
+}
+
+impl Client for VellumCreate {
+    async fn op(&mut self) -> Result<()> {
+        self.next += 1;
+        let document = self.documents.value(self.next).clone();
+        let mut uow = self.service.begin(ACTOR).await?;
+        uow.create(&self.schema_id, document, WriteOptions::default())
+            .await?;
+        uow.commit().await?;
+        Ok(())
+    }
+}
+
+/// `update` through vellum: the client's own entities in turn, each with the version it last
+/// wrote as the expected version (optimistic locking, as an HTTP `If-Match` does).
+struct VellumUpdate {
+    service: Service,
+    schema_id: SchemaId,
+    documents: Arc<Documents>,
+    entities: Vec<(Uuid, Version)>,
+    next: usize,
+}
+
+impl Client for VellumUpdate {
+    async fn op(&mut self) -> Result<()> {
+        self.next += 1;
+        let at = self.next % self.entities.len();
+        let (entity_id, expected) = self.entities[at];
+        let document = self.documents.value(self.next).clone();
+        let mut uow = self.service.begin(ACTOR).await?;
+        let staged = uow
+            .update(
+                &self.schema_id,
+                entity_id,
+                document,
+                WriteOptions::expect(expected),
+            )
+            .await?;
+        uow.commit().await?;
+        self.entities[at].1 = staged.entity_version;
+        Ok(())
+    }
+}
+
+/// The read workloads through vellum.
+struct VellumRead {
+    service: Service,
+    schema_id: SchemaId,
+    set: Arc<ReadSet>,
+    read: Read,
+    rng: StdRng,
+}
+
+impl Client for VellumRead {
+    async fn op(&mut self) -> Result<()> {
+        let (service, schema_id, set, rng) =
+            (&self.service, &self.schema_id, &self.set, &mut self.rng);
+        let found = match self.read {
+            Read::Latest => service.get(schema_id, set.pick(rng)).await.map(|_| 1)?,
+            Read::Version => {
+                let (id, version) = (set.pick(rng), set.pick_version(rng));
+                service
+                    .get_version(schema_id, id, &version)
+                    .await
+                    .map(|_| 1)?
+            }
+            Read::AsOf => {
+                let (id, as_of) = (set.pick(rng), set.pick_time(rng));
+                service.get_as_of(schema_id, id, as_of).await.map(|_| 1)?
+            }
+            Read::Many => service
+                .get_many(schema_id, &set.pick_many(rng))
+                .await?
+                .len(),
+        };
+        self.read.check(found)
+    }
+}
