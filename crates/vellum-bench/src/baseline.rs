@@ -90,7 +90,7 @@ impl Raw {
                 ),
                 as_of: format!(
                     "SELECT {COLUMNS} FROM {table} e WHERE e.entity_id = $1 AND e.created_at <= $2
-                     ORDER BY e.revision DESC LIMIT 1"
+                     ORDER BY e.created_at DESC, e.revision DESC LIMIT 1"
                 ),
                 many: format!(
                     "SELECT {COLUMNS} FROM {table} e

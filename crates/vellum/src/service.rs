@@ -13,12 +13,19 @@ use crate::{
     entity::COLUMNS, sql::ServiceIdents,
 };
 
-/// First key of the per-service advisory lock ('VELL'); the second is the service's lock key.
+/// First key of the per-service stamp locks ('VELL'), plus the slot; the second key is the
+/// service's lock key.
 pub(crate) const STAMP_LOCK_CLASS: i32 = 0x5645_4c4c;
 
-/// Waits until every unit of work of the service that has taken its commit stamp has finished.
-/// Writers hold the lock shared from stamp to commit; an as-of read takes it exclusively for its
-/// own (one-statement, pipelined) transaction, which is the barrier that makes the read final.
+/// How many stamp-lock slots a service has. A committing unit of work takes every slot shared
+/// (in order) just before it takes its commit stamp, and holds them until its transaction ends;
+/// an as-of read takes one slot, chosen at random, exclusively. One exclusive slot is enough to
+/// wait out every stamped writer, and readers on different slots do not wait for each other.
+pub(crate) const STAMP_SLOTS: i32 = 8;
+
+/// Waits until every unit of work of the service that has taken its commit stamp has finished:
+/// the barrier that makes an as-of read final. Held to the end of the read's own (one-statement,
+/// pipelined) transaction.
 const STAMP_BARRIER: &str = "SELECT pg_advisory_xact_lock($1, $2)";
 
 /// One service of a [`Store`]: everything it owns lives in its own PostgreSQL schema, and every
@@ -108,7 +115,7 @@ impl Service {
     ) -> Result<Entity> {
         let sql = format!(
             "SELECT {COLUMNS} FROM {} e WHERE e.entity_id = $1 AND e.created_at <= $2
-             ORDER BY e.revision DESC LIMIT 1",
+             ORDER BY e.created_at DESC, e.revision DESC LIMIT 1",
             self.idents.entity_table(schema_id)
         );
         let rows = self
@@ -212,10 +219,11 @@ impl Service {
             None
         };
         let begin = self.begin_sql("BEGIN READ ONLY");
+        let stamp_slot = STAMP_LOCK_CLASS + rand::random_range(0..STAMP_SLOTS);
         let barrier_fut = async {
             match &barrier_stmt {
                 Some(stmt) => client
-                    .execute(stmt, &[&STAMP_LOCK_CLASS, &self.lock_key])
+                    .execute(stmt, &[&stamp_slot, &self.lock_key])
                     .await
                     .map(drop),
                 None => Ok(()),

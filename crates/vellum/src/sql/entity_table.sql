@@ -17,6 +17,8 @@ CREATE TABLE {table} (
     CHECK ((deleted_at IS NULL) = (deleted_uow_id IS NULL))
 );
 CREATE UNIQUE INDEX ON {table} (entity_id) WHERE is_active;
+-- As-of reads: the newest version committed at or before a time, without walking the history.
+CREATE INDEX ON {table} (entity_id, created_at, revision);
 CREATE TRIGGER entity_versions_immutable BEFORE UPDATE OR DELETE ON {table}
     FOR EACH ROW EXECUTE FUNCTION vellum.guard_entity_version();
 CREATE TRIGGER entity_versions_no_truncate BEFORE TRUNCATE ON {table}

@@ -10,7 +10,11 @@ use tokio_postgres::{Row, Statement, types::ToSql};
 use tracing::{debug, instrument};
 
 use super::{Committed, Op, OpKind, State, UnitOfWork};
-use crate::{Entity, Error, Result, service::STAMP_LOCK_CLASS, sql};
+use crate::{
+    Entity, Error, Result,
+    service::{STAMP_LOCK_CLASS, STAMP_SLOTS},
+    sql,
+};
 
 type Pipelined<'a> = BoxFuture<'a, Result<Vec<Row>, tokio_postgres::Error>>;
 
@@ -39,7 +43,9 @@ impl UnitOfWork {
         let uow_table = idents.fixed("units_of_work");
         let stamp = client
             .prepare_cached(&format!(
-                "WITH stamp_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($5, $6))
+                "WITH stamp_lock AS MATERIALIZED (
+                     SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared($5 + slot, $6)
+                                           FROM generate_series(0, $7 - 1) AS slot) AS slots)
                  INSERT INTO {uow_table} (uow_id, actor, correlation_id, committed_at, metadata)
                  SELECT $1, $2, $3, clock_timestamp(), $4 FROM stamp_lock
                  RETURNING committed_at"
@@ -132,6 +138,7 @@ impl UnitOfWork {
             &self.options.metadata,
             &STAMP_LOCK_CLASS,
             &self.service.lock_key,
+            &STAMP_SLOTS,
         ];
         pipeline.push((None, run(&stamp, stamp_params)));
         for (index, (op, (supersede, write))) in self.ops.iter().zip(&statements).enumerate() {

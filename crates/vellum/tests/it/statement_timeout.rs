@@ -86,13 +86,14 @@ async fn a_read_waiting_too_long_times_out() {
         .unwrap();
     let committed = uow.commit().await.unwrap();
 
-    // A writer between its commit stamp and its commit holds the service's stamp lock shared;
-    // a final as-of read waits for it, here longer than the timeout allows.
+    // A writer between its commit stamp and its commit holds every stamp-lock slot of the
+    // service shared (0..=255 covers them all); a final as-of read waits for it, here longer than
+    // the timeout allows.
     let admin = f.admin().await;
     admin
         .execute(
-            "SELECT pg_advisory_lock_shared(1447382092, lock_key)
-             FROM vellum.services WHERE name = 'orders'",
+            "SELECT pg_advisory_lock_shared(1447382092 + slot, lock_key)
+             FROM vellum.services, generate_series(0, 255) AS slot WHERE name = 'orders'",
             &[],
         )
         .await
