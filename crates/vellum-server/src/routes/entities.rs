@@ -30,6 +30,51 @@ const ACTOR_HEADER: &str = "vellum-actor";
 /// How often a merge patch without `If-Match` is re-applied after losing a race.
 const PATCH_ATTEMPTS: usize = 3;
 
+/// The headers of a write, as documented (the handlers read them from the `HeaderMap`).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(
+    dead_code,
+    reason = "documentation only: the handlers read the headers themselves"
+)]
+pub(crate) struct WriteHeaders {
+    /// The end user this write is made for, recorded as the actor: visible ASCII.
+    #[param(
+        rename = "vellum-actor",
+        nullable = false,
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[!-~]([ -~]{0,254}[!-~])?$"
+    )]
+    actor: Option<String>,
+}
+
+/// The headers of a write that honours `If-Match`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(
+    dead_code,
+    reason = "documentation only: the handlers read the headers themselves"
+)]
+pub(crate) struct ConditionalWriteHeaders {
+    /// The quoted entity version the write expects, or `*`.
+    #[param(
+        rename = "If-Match",
+        nullable = false,
+        pattern = r#"^(\*|"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")$"#
+    )]
+    if_match: Option<String>,
+    /// The end user this write is made for, recorded as the actor: visible ASCII.
+    #[param(
+        rename = "vellum-actor",
+        nullable = false,
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[!-~]([ -~]{0,254}[!-~])?$"
+    )]
+    actor: Option<String>,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ReadQuery {
@@ -44,9 +89,7 @@ pub(crate) struct ReadQuery {
 #[utoipa::path(
     post, path = "/v1/{service}/entities/{schema_id}", tag = "entities", operation_id = "create_entity",
     params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path),
-           ("vellum-actor" = Option<String>, Header, nullable = false, min_length = 1, max_length = 256,
-            pattern = r"^[!-~]([ -~]{0,254}[!-~])?$",
-            description = "The end user this write is made for, recorded as the actor: visible ASCII")),
+           WriteHeaders),
     request_body(content = Object, description = "The document", content_type = "application/json"),
     responses((status = 201, description = "Created", body = Entity,
                headers(("ETag" = String, description = "The quoted entity version"), ("Location" = String))),
@@ -110,12 +153,7 @@ pub(crate) async fn get(
 #[utoipa::path(
     put, path = "/v1/{service}/entities/{schema_id}/{id}", tag = "entities", operation_id = "replace_entity",
     params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path), ("id" = Uuid, Path),
-           ("If-Match" = Option<String>, Header, nullable = false,
-            pattern = r#"^(\*|"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")$"#,
-            description = "The quoted entity version the write expects, or *"),
-           ("vellum-actor" = Option<String>, Header, nullable = false, min_length = 1, max_length = 256,
-            pattern = r"^[!-~]([ -~]{0,254}[!-~])?$",
-            description = "The end user this write is made for, recorded as the actor: visible ASCII")),
+           ConditionalWriteHeaders),
     request_body(content = Object, description = "The whole new document", content_type = "application/json"),
     responses((status = 200, description = "The new version", body = Entity,
                headers(("ETag" = String, description = "The quoted entity version"))),
@@ -150,12 +188,7 @@ pub(crate) async fn replace(
 #[utoipa::path(
     patch, path = "/v1/{service}/entities/{schema_id}/{id}", tag = "entities", operation_id = "patch_entity",
     params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path), ("id" = Uuid, Path),
-           ("If-Match" = Option<String>, Header, nullable = false,
-            pattern = r#"^(\*|"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")$"#,
-            description = "The quoted entity version the write expects, or *"),
-           ("vellum-actor" = Option<String>, Header, nullable = false, min_length = 1, max_length = 256,
-            pattern = r"^[!-~]([ -~]{0,254}[!-~])?$",
-            description = "The end user this write is made for, recorded as the actor: visible ASCII")),
+           ConditionalWriteHeaders),
     request_body(content = Object, description = "A JSON Merge Patch", content_type = "application/merge-patch+json"),
     responses((status = 200, description = "The new version", body = Entity,
                headers(("ETag" = String, description = "The quoted entity version"))),
@@ -219,12 +252,7 @@ pub(crate) async fn patch(
 #[utoipa::path(
     delete, path = "/v1/{service}/entities/{schema_id}/{id}", tag = "entities", operation_id = "delete_entity",
     params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path), ("id" = Uuid, Path),
-           ("If-Match" = Option<String>, Header, nullable = false,
-            pattern = r#"^(\*|"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")$"#,
-            description = "The quoted entity version the write expects, or *"),
-           ("vellum-actor" = Option<String>, Header, nullable = false, min_length = 1, max_length = 256,
-            pattern = r"^[!-~]([ -~]{0,254}[!-~])?$",
-            description = "The end user this write is made for, recorded as the actor: visible ASCII")),
+           ConditionalWriteHeaders),
     responses((status = 204, description = "Deleted"), ConditionalWriteErrors),
     security(("bearer" = []))
 )]

@@ -12,12 +12,7 @@ async fn entity_versions_follow_the_schema_versions_they_are_written_under() {
     let order = id("sales_order");
     let registry = f.service.schemas();
 
-    let mut uow = f.service.begin("alice").await.unwrap();
-    let created = uow
-        .create(&order, json!({"customer": "ACME"}), WriteOptions::default())
-        .await
-        .unwrap();
-    uow.commit().await.unwrap();
+    let created = f.create_order(json!({"customer": "ACME"})).await;
     let entity_id = created.entity_id;
     assert_eq!(entity_id.get_version_num(), 7, "new ids are UUIDv7");
 
@@ -221,12 +216,7 @@ async fn invalid_documents_are_rejected_with_every_violation() {
 async fn delete_hides_the_entity_but_keeps_every_version_and_undelete_brings_it_back() {
     let f = Fixture::new().await;
     let order = id("sales_order");
-    let mut uow = f.service.begin("alice").await.unwrap();
-    let created = uow
-        .create(&order, json!({"customer": "ACME"}), WriteOptions::default())
-        .await
-        .unwrap();
-    uow.commit().await.unwrap();
+    let created = f.create_order(json!({"customer": "ACME"})).await;
     let entity_id = created.entity_id;
 
     let mut uow = f.service.begin("carol").await.unwrap();

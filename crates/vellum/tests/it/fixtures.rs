@@ -65,6 +65,18 @@ impl Fixture {
         Fixture { db, store, service }
     }
 
+    /// Creates one `sales_order` with `payload` in a unit of work of its own, committed.
+    pub(crate) async fn create_order(&self, payload: Value) -> vellum::Staged {
+        let mut uow = self.service.begin("alice").await.unwrap();
+        let order = id("sales_order");
+        let staged = uow
+            .create(&order, payload, vellum::WriteOptions::default())
+            .await
+            .unwrap();
+        uow.commit().await.unwrap();
+        staged
+    }
+
     /// A plain connection as the database owner, for what a user could do by hand.
     pub(crate) async fn admin(&self) -> tokio_postgres::Client {
         let (client, connection) = self

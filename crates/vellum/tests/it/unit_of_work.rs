@@ -113,12 +113,7 @@ async fn one_commit_time_and_one_audit_row_for_everything_a_unit_of_work_writes(
 async fn a_conflict_at_commit_leaves_nothing_behind() {
     let f = Fixture::new().await;
     let order = id("sales_order");
-    let mut uow = f.service.begin("alice").await.unwrap();
-    let target = uow
-        .create(&order, json!({"customer": "a"}), WriteOptions::default())
-        .await
-        .unwrap();
-    uow.commit().await.unwrap();
+    let target = f.create_order(json!({"customer": "a"})).await;
 
     // Staged against 1.0.0, then someone else writes 1.0.1 before this commits.
     let mut loser = f.service.begin("loser").await.unwrap();
@@ -181,12 +176,7 @@ async fn a_conflict_at_commit_leaves_nothing_behind() {
 async fn a_stale_expected_version_fails_the_whole_unit_of_work_at_once() {
     let f = Fixture::new().await;
     let order = id("sales_order");
-    let mut uow = f.service.begin("alice").await.unwrap();
-    let target = uow
-        .create(&order, json!({"customer": "a"}), WriteOptions::default())
-        .await
-        .unwrap();
-    uow.commit().await.unwrap();
+    let target = f.create_order(json!({"customer": "a"})).await;
 
     let mut uow = f.service.begin("bob").await.unwrap();
     uow.create(&order, json!({"customer": "b"}), WriteOptions::default())
@@ -219,12 +209,7 @@ async fn a_stale_expected_version_fails_the_whole_unit_of_work_at_once() {
 async fn two_concurrent_updates_expecting_the_same_version_exactly_one_wins() {
     let f = Fixture::new().await;
     let order = id("sales_order");
-    let mut uow = f.service.begin("alice").await.unwrap();
-    let target = uow
-        .create(&order, json!({"customer": "a"}), WriteOptions::default())
-        .await
-        .unwrap();
-    uow.commit().await.unwrap();
+    let target = f.create_order(json!({"customer": "a"})).await;
 
     for round in 0..20 {
         let current = f
