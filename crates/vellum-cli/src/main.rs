@@ -33,9 +33,12 @@ fn init_logging(cli: &args::Cli) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("VELLUM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colours only for a person at a terminal, never in files or log collectors.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     match cli.log_format {
         args::LogFormat::Text => builder.init(),
         args::LogFormat::Json => builder.json().flatten_event(true).init(),
