@@ -17,6 +17,9 @@ use crate::{
     sql::{self, ServiceIdents},
 };
 
+/// Advisory lock key (`'vellum:provision'` as a number) held while a service is provisioned.
+const PROVISION_LOCK: i64 = 0x7665_6c6c_7072_6f76;
+
 /// Settings of a [`Store`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -156,8 +159,22 @@ impl Store {
                 _ => return Err(err.into()),
             }
         }
+        // The membership lets a non-superuser owner SET ROLE to it. Like the role it is
+        // cluster-wide, so the same grant may run at once from another database: a unique
+        // violation on pg_auth_members, or "tuple concurrently updated" (XX000), means the
+        // membership exists either way.
+        if let Err(err) = client.batch_execute(&sql::grant_role_to_owner(name)).await {
+            match sql::db_error(&err) {
+                Some(("23505" | "XX000", _)) => {}
+                _ => return Err(err.into()),
+            }
+        }
         let idents = ServiceIdents::new(name);
         let tx = client.transaction().await?;
+        // Provisioning changes catalog rows shared by every service of this database (the ACL
+        // of the `vellum` schema): one at a time.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PROVISION_LOCK])
+            .await?;
         let row = tx
             .query_opt(
                 "INSERT INTO vellum.services (name, role_name, ddl_version) VALUES ($1, $2, $3)
@@ -172,7 +189,6 @@ impl Store {
             .ok_or_else(|| Error::AlreadyExists {
                 what: format!("service {name}"),
             })?;
-        tx.batch_execute(&sql::grant_role_to_owner(name)).await?;
         if let Err(err) = tx.batch_execute(&idents.service_ddl()).await {
             return Err(match sql::db_error(&err) {
                 Some(("42P06", _)) => Error::AlreadyExists {

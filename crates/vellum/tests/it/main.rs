@@ -6,6 +6,7 @@ mod entities;
 mod fixtures;
 mod health;
 mod registry;
+mod services;
 mod statement_timeout;
 #[allow(dead_code, reason = "shared with the CLI tests, which use other parts")]
 mod support;
