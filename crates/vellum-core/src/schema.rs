@@ -4,6 +4,7 @@
 //! Compilation never touches the network or the file system: references must be local (`#...`),
 //! and patterns use the linear-time `regex` engine, so a definition cannot make validation hang.
 
+mod annotations;
 mod definition;
 mod storable;
 mod violation;
@@ -14,6 +15,7 @@ use serde_json::Value;
 
 use crate::{Error, Result};
 
+pub use annotations::{Annotations, PathIndex, Reference};
 pub use violation::Violation;
 
 /// Limits applied when compiling a definition.
@@ -63,6 +65,7 @@ impl Default for SchemaLimits {
 pub struct CompiledSchema {
     definition: Value,
     validator: Validator,
+    annotations: Annotations,
 }
 
 // Compiled schemas are cached and shared between requests.
@@ -123,6 +126,13 @@ impl CompiledSchema {
                 .iter_errors(definition)
                 .map(|error| Violation::from_error(&error)),
         );
+        let annotations = match Annotations::read(definition) {
+            Ok(annotations) => annotations,
+            Err(found) => {
+                problems.extend(found);
+                Annotations::default()
+            }
+        };
         if !problems.is_empty() {
             violation::sort(&mut problems);
             return Err(refuse(problems));
@@ -137,12 +147,18 @@ impl CompiledSchema {
         Ok(CompiledSchema {
             definition: definition.clone(),
             validator,
+            annotations,
         })
     }
 
     /// The definition, as given to [`CompiledSchema::compile`].
     pub fn definition(&self) -> &Value {
         &self.definition
+    }
+
+    /// The indexes and references the definition declares (`x-vellum-index`, `x-vellum-ref`).
+    pub fn annotations(&self) -> &Annotations {
+        &self.annotations
     }
 
     /// Ok, or every violation (all of them, not just the first), sorted by pointer then keyword.

@@ -192,6 +192,31 @@ impl From<vellum::Error> for ApiError {
                 "Already exists",
                 detail,
             ),
+            E::UniqueViolation { .. } => Self::new(
+                StatusCode::CONFLICT,
+                "unique-violation",
+                "Unique value already used",
+                detail,
+            ),
+            E::InvalidReference { pointer, .. } => Self {
+                violations: Some(vec![vellum::Violation {
+                    pointer,
+                    keyword: "x-vellum-ref".into(),
+                    message: "references an entity that does not exist or is deleted".into(),
+                }]),
+                ..Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid-reference",
+                    "Reference to a missing entity",
+                    detail,
+                )
+            },
+            E::InvalidQuery { .. } => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-query",
+                "Invalid query",
+                detail,
+            ),
             E::NotAllowed(_) | E::UnitOfWorkFailed { .. } => Self::new(
                 StatusCode::CONFLICT,
                 "not-allowed",

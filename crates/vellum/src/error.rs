@@ -85,6 +85,48 @@ pub enum Error {
         found: String,
     },
 
+    /// A value of an `"x-vellum-index": "unique"` property is already held by another active
+    /// entity of the type. The whole unit of work was rolled back.
+    #[error(
+        "unique value conflict on {schema_id}{pointer}: another active entity holds the same value"
+    )]
+    UniqueViolation {
+        /// The entity type.
+        schema_id: String,
+        /// The JSON pointer of the unique property.
+        pointer: String,
+        /// The entity whose write was refused.
+        entity_id: Uuid,
+    },
+
+    /// A property annotated `"x-vellum-ref"` names an entity that does not exist or is deleted.
+    /// The whole unit of work was rolled back.
+    #[error(
+        "{schema_id}/{entity_id} at {pointer} references {target}/{target_id}, which does not exist or is deleted"
+    )]
+    InvalidReference {
+        /// The entity type written.
+        schema_id: String,
+        /// The entity written.
+        entity_id: Uuid,
+        /// The JSON pointer of the referencing property.
+        pointer: String,
+        /// The referenced entity type.
+        target: String,
+        /// The referenced entity id.
+        target_id: Uuid,
+    },
+
+    /// A query is malformed, names a path the schema does not have, or compares a path with a
+    /// value of the wrong type. Nothing was read.
+    #[error("invalid query at {pointer:?}: {message}")]
+    InvalidQuery {
+        /// JSON pointer into the query (`/filter/and/0/path`, `/cursor`, ...); `""` for the whole.
+        pointer: String,
+        /// What is wrong, for a human.
+        message: String,
+    },
+
     /// A rule refused the operation in the current state (schema version ordering, deleting the
     /// active schema version, undeleting an entity that is not deleted…). Nothing was changed.
     #[error("{0}")]

@@ -50,6 +50,7 @@ mod embedded;
 mod entity;
 mod error;
 mod health;
+mod indexes;
 mod migrate;
 mod raw;
 mod registry;

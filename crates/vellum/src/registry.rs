@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio_postgres::{Row, types::ToSql};
 use vellum_core::{CompiledSchema, SchemaId, Version, compat::Assessment};
 
-use crate::{Error, Result, Service, entity::parse_stored, sql};
+use crate::{Error, Result, Service, entity::parse_stored, indexes::PathIndexes, sql};
 
 /// One registered schema version, without its definition.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -85,6 +85,11 @@ impl<'a> SchemaRegistry<'a> {
     /// the class of the change, or when, within a major line, the schema id's
     /// [compatibility mode](Self::compatibility) refuses a change. A new major version is exempt
     /// from the mode. The answer carries the [`Assessment`] when there was a predecessor.
+    ///
+    /// The path indexes a version declares (`x-vellum-index`, `x-vellum-ref`) are built before
+    /// it becomes active, without blocking writers; a unique index that the active documents
+    /// violate refuses the registration. Every `x-vellum-ref` must name this schema id or one
+    /// already registered.
     pub async fn register(
         &self,
         schema_id: &SchemaId,
@@ -92,7 +97,33 @@ impl<'a> SchemaRegistry<'a> {
         definition: Value,
         activate: bool,
     ) -> Result<SchemaVersion> {
-        let compiled = CompiledSchema::compile(&definition, self.service.store.schema_limits())?;
+        let compiled = Arc::new(CompiledSchema::compile(
+            &definition,
+            self.service.store.schema_limits(),
+        )?);
+        let indexes = PathIndexes::new(self.service, schema_id);
+        let prebuilt = activate && indexes.table_exists().await?;
+        if prebuilt {
+            indexes.build(&compiled).await?;
+        }
+        let registered = self
+            .register_version(schema_id, version, definition, activate, &compiled)
+            .await;
+        if prebuilt {
+            // Refused: drop what was built for it. Registered: drop what the old version wanted.
+            indexes.drop_unwanted().await?;
+        }
+        registered
+    }
+
+    async fn register_version(
+        &self,
+        schema_id: &SchemaId,
+        version: Version,
+        definition: Value,
+        activate: bool,
+        compiled: &Arc<CompiledSchema>,
+    ) -> Result<SchemaVersion> {
         let mut client = self.service.client().await?;
         let tx = client.transaction().await?;
         let table = self.table();
@@ -119,9 +150,13 @@ impl<'a> SchemaRegistry<'a> {
                 "schema version classified"
             );
         }
+        self.check_references(&tx, schema_id, compiled).await?;
         let first = existing.is_empty();
         if first {
             tx.batch_execute(&self.service.idents.entity_table_ddl(schema_id))
+                .await?;
+            PathIndexes::new(self.service, schema_id)
+                .create_in(&tx, compiled)
                 .await?;
         }
         let active = first || activate;
@@ -156,7 +191,7 @@ impl<'a> SchemaRegistry<'a> {
         tx.commit().await?;
         self.service.store.cache_validator(
             (self.service.name.clone(), schema_id.clone(), version),
-            Arc::new(compiled),
+            compiled.clone(),
         );
         Ok(SchemaVersion {
             info: info_from_row(&row)?,
@@ -261,7 +296,23 @@ impl<'a> SchemaRegistry<'a> {
     }
 
     /// Makes `version` the one writes use by default. It must exist and not be deleted.
+    ///
+    /// The path indexes the version declares are built first, without blocking writers; those
+    /// only the previously active version wanted are dropped after.
     pub async fn activate(
+        &self,
+        schema_id: &SchemaId,
+        version: Version,
+    ) -> Result<SchemaVersionInfo> {
+        let compiled = self.compiled(schema_id, version).await?;
+        let indexes = PathIndexes::new(self.service, schema_id);
+        indexes.build(&compiled).await?;
+        let activated = self.activate_version(schema_id, version).await;
+        indexes.drop_unwanted().await?;
+        activated
+    }
+
+    async fn activate_version(
         &self,
         schema_id: &SchemaId,
         version: Version,
@@ -323,6 +374,59 @@ impl<'a> SchemaRegistry<'a> {
             .await?;
         tx.commit().await?;
         info_from_row(&row)
+    }
+
+    /// The compiled definition of a registered version (deleted ones included), from the
+    /// store's validator cache when it is there.
+    pub(crate) async fn compiled(
+        &self,
+        schema_id: &SchemaId,
+        version: Version,
+    ) -> Result<Arc<CompiledSchema>> {
+        let key = (self.service.name.clone(), schema_id.clone(), version);
+        if let Some(compiled) = self.service.store.cached_validator(&key) {
+            return Ok(compiled);
+        }
+        let found = self.get(schema_id, Some(version), true).await?;
+        let compiled = Arc::new(CompiledSchema::compile(
+            &found.definition,
+            self.service.store.schema_limits(),
+        )?);
+        self.service.store.cache_validator(key, compiled.clone());
+        Ok(compiled)
+    }
+
+    /// Every `x-vellum-ref` must name this schema id or a registered one: a reference to a type
+    /// that does not exist could never be satisfied.
+    async fn check_references(
+        &self,
+        tx: &impl GenericClient,
+        schema_id: &SchemaId,
+        compiled: &CompiledSchema,
+    ) -> Result<()> {
+        for reference in &compiled.annotations().references {
+            if &reference.target == schema_id {
+                continue;
+            }
+            let registered = tx
+                .query_opt(
+                    &format!(
+                        "SELECT 1 FROM {} WHERE schema_id = $1 LIMIT 1",
+                        self.table()
+                    ),
+                    &[&reference.target.as_str()],
+                )
+                .await?
+                .is_some();
+            if !registered {
+                return Err(Error::NotAllowed(format!(
+                    "{schema_id}{} references entity type {}, which has no registered schema; \
+                     register it first",
+                    reference.pointer, reference.target
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Starts a change of one schema id in `tx`: applies the store's statement timeout, and

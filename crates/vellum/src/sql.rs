@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use vellum_core::{SchemaId, ServiceName};
+use sha2::{Digest, Sha256};
+use vellum_core::{SchemaId, ServiceName, schema::PathIndex};
 
 /// vellum's own DDL, applied in order by [`crate::migrate`].
 pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
@@ -17,6 +18,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "schema compatibility modes",
         include_str!("sql/0003_schema_compatibility.sql"),
     ),
+    (4, "queries", include_str!("sql/0004_queries.sql")),
 ];
 
 const SERVICE_DDL: &str = include_str!("sql/service.sql");
@@ -107,6 +109,60 @@ pub(crate) fn set_statement_timeout(timeout: Duration) -> String {
     format!("SET LOCAL statement_timeout = '{millis}ms'")
 }
 
+/// Names of the indexes vellum manages for `x-vellum-index` and `x-vellum-ref` start with this;
+/// no other index of an entity table does.
+pub(crate) const PATH_INDEX_PREFIX: &str = "vx_";
+
+/// The name of the index for `index` on the table of `schema_id`: a digest of everything that
+/// defines it, so a changed definition gets a new index and an unchanged one keeps its own.
+pub(crate) fn path_index_name(schema_id: &SchemaId, index: &PathIndex) -> String {
+    let mut digest = Sha256::new();
+    for part in [schema_id.as_str(), &index.pointer] {
+        digest.update(part.as_bytes());
+        digest.update([0]);
+    }
+    digest.update([u8::from(index.unique), u8::from(index.date_time)]);
+    let hex: String = digest.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{PATH_INDEX_PREFIX}{hex}")
+}
+
+/// Builds the `CREATE INDEX` statement of a path index on the server, with PostgreSQL's own
+/// `format()` quoting: the path (user input) is bound as a `text[]` and rendered with `%L`, the
+/// names with `%I`. Parameters: `$1` unique, `$2` concurrently, `$3` index name, `$4` service
+/// schema, `$5` table, `$6` date-time, `$7` path segments.
+///
+/// The expressions are the ones the query compiler produces once PostgreSQL has folded its path
+/// parameter into a constant (queries run with `plan_cache_mode = force_custom_plan`), and the
+/// predicate is the one every live query carries, so the planner can use the index.
+pub(crate) const PATH_INDEX_DDL: &str = "SELECT format(
+    'CREATE %s INDEX %s IF NOT EXISTS %I ON %I.%I (%s) WHERE is_active AND deleted_at IS NULL',
+    CASE WHEN $1 THEN 'UNIQUE' ELSE '' END,
+    CASE WHEN $2 THEN 'CONCURRENTLY' ELSE '' END,
+    $3::text, $4::text, $5::text,
+    CASE WHEN $6 THEN format('vellum.to_timestamptz(payload #>> %L::text[])', $7::text[])
+         ELSE format('(payload #> %L::text[])', $7::text[]) END)";
+
+/// The path indexes of an entity table with their validity (a failed concurrent build leaves an
+/// invalid one behind). `$1` service schema, `$2` table.
+pub(crate) const PATH_INDEXES: &str = "SELECT c.relname::text, i.indisvalid
+     FROM pg_index i
+     JOIN pg_class c ON c.oid = i.indexrelid
+     JOIN pg_class t ON t.oid = i.indrelid
+     JOIN pg_namespace n ON n.oid = t.relnamespace
+     WHERE n.nspname = $1 AND t.relname = $2 AND starts_with(c.relname, 'vx_')";
+
+/// `DROP INDEX CONCURRENTLY` of a path index found by [`PATH_INDEXES`].
+pub(crate) fn drop_path_index(service: &ServiceName, index: &str) -> String {
+    format!(
+        "DROP INDEX CONCURRENTLY IF EXISTS {}.{}",
+        quote(service.as_str()),
+        quote(index)
+    )
+}
+
 /// SQLSTATEs vellum gives meaning to.
 pub(crate) mod state {
     /// `query_canceled`: the statement timeout (or a cancel request) stopped the statement.
@@ -115,6 +171,8 @@ pub(crate) mod state {
     pub(crate) const IMMUTABLE: &str = "VL001";
     /// Raised by `vellum.expect_changed`: a write found nothing to change.
     pub(crate) const CONFLICT: &str = "VL002";
+    /// Raised by `vellum.expect_reference`: an `x-vellum-ref` names no live entity.
+    pub(crate) const INVALID_REFERENCE: &str = "VL003";
 }
 
 /// The SQLSTATE and constraint name of a database error, if it came from the server.

@@ -9,12 +9,16 @@ use futures_util::{
 use tokio_postgres::{Row, Statement, types::ToSql};
 use tracing::{debug, instrument};
 
-use super::{Committed, Op, OpKind, State, UnitOfWork};
+use super::{Committed, Op, OpKind, ReferenceCheck, State, UnitOfWork};
 use crate::{
     Entity, Error, Result,
     service::{STAMP_LOCK_CLASS, STAMP_SLOTS},
     sql,
 };
+
+/// The staged write (index in `ops`), and the reference of it (index in its `references`), a
+/// pipeline stage belongs to, to name it when it fails.
+type Owner = (usize, Option<usize>);
 
 type Pipelined<'a> = BoxFuture<'a, Result<Vec<Row>, tokio_postgres::Error>>;
 
@@ -86,7 +90,22 @@ impl UnitOfWork {
                 Some(sql) => Some(client.prepare_cached(&sql).await?),
                 None => None,
             };
-            statements.push((supersede, client.prepare_cached(&write).await?));
+            let mut checks = Vec::with_capacity(op.references.len());
+            for reference in &op.references {
+                checks.push(
+                    client
+                        .prepare_cached(&format!(
+                            "SELECT vellum.expect_reference(count(*), $2)
+                             FROM (SELECT 1 FROM {} e
+                                   WHERE e.entity_id = $1 AND e.is_active AND e.deleted_at IS NULL
+                                   FOR SHARE) AS live",
+                            idents.entity_table(&reference.target)
+                        ))
+                        .await
+                        .map_err(|err| self.commit_error(Some((op, Some(reference))), err))?,
+                );
+            }
+            statements.push((supersede, client.prepare_cached(&write).await?, checks));
         }
 
         // Parameters must outlive the pipelined futures.
@@ -118,10 +137,25 @@ impl UnitOfWork {
             })
             .collect();
 
+        let reference_texts: Vec<Vec<String>> = self
+            .ops
+            .iter()
+            .map(|op| {
+                op.references
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{}/{} {} -> {}/{}",
+                            op.schema_id, op.entity_id, r.pointer, r.target, r.target_id
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
         // Every statement is sent before any answer is read; a failing statement aborts the
         // transaction, and the trailing COMMIT then rolls it back.
         let run = |stmt, params| pipelined(client, stmt, params);
-        let mut pipeline: Vec<(Option<usize>, Pipelined<'_>)> = Vec::new();
+        let mut pipeline: Vec<(Option<Owner>, Pipelined<'_>)> = Vec::new();
         if !self.in_transaction {
             pipeline.push((
                 None,
@@ -141,13 +175,15 @@ impl UnitOfWork {
             &STAMP_SLOTS,
         ];
         pipeline.push((None, run(&stamp, stamp_params)));
-        for (index, (op, (supersede, write))) in self.ops.iter().zip(&statements).enumerate() {
+        for (index, (op, (supersede, write, checks))) in
+            self.ops.iter().zip(&statements).enumerate()
+        {
             let [entity_version, schema_version, what, schema_id] = &texts[index];
             let (revision, deleted) = &revisions[index];
             if let Some(supersede) = supersede {
                 let params: Vec<&(dyn ToSql + Sync)> =
                     vec![&self.uow_id, &op.entity_id, revision, deleted, what];
-                pipeline.push((Some(index), run(supersede, params)));
+                pipeline.push((Some((index, None)), run(supersede, params)));
             }
             let params: Vec<&(dyn ToSql + Sync)> = match op.kind {
                 OpKind::Delete => vec![&self.uow_id, &op.entity_id, revision, what],
@@ -161,7 +197,12 @@ impl UnitOfWork {
                     &self.uow_id,
                 ],
             };
-            pipeline.push((Some(index), run(write, params)));
+            pipeline.push((Some((index, None)), run(write, params)));
+            for (i, (reference, check)) in op.references.iter().zip(checks).enumerate() {
+                let params: Vec<&(dyn ToSql + Sync)> =
+                    vec![&reference.target_id, &reference_texts[index][i]];
+                pipeline.push((Some((index, Some(i))), run(check, params)));
+            }
         }
         pipeline.push((
             None,
@@ -180,7 +221,11 @@ impl UnitOfWork {
                 // the connection is clean. Otherwise the outcome is unknown and Drop closes it.
                 self.state = State::Done;
             }
-            return Err(self.commit_error(owners[failed].map(|i| &self.ops[i]), err));
+            let owner = owners[failed].map(|(op, reference)| {
+                let op = &self.ops[op];
+                (op, reference.map(|r| &op.references[r]))
+            });
+            return Err(self.commit_error(owner, err));
         }
         self.state = State::Done;
         let stamp_index = usize::from(!self.in_transaction);
@@ -200,10 +245,27 @@ impl UnitOfWork {
         })
     }
 
-    fn commit_error(&self, op: Option<&Op>, err: tokio_postgres::Error) -> Error {
-        let Some(op) = op else {
+    fn commit_error(
+        &self,
+        owner: Option<(&Op, Option<&ReferenceCheck>)>,
+        err: tokio_postgres::Error,
+    ) -> Error {
+        let Some((op, reference)) = owner else {
             return err.into();
         };
+        if let Some(reference) = reference {
+            return match sql::db_error(&err) {
+                // The referenced type has no table: nothing of it was ever registered.
+                Some((sql::state::INVALID_REFERENCE | "42P01", _)) => Error::InvalidReference {
+                    schema_id: op.schema_id.to_string(),
+                    entity_id: op.entity_id,
+                    pointer: reference.pointer.clone(),
+                    target: reference.target.to_string(),
+                    target_id: reference.target_id,
+                },
+                _ => err.into(),
+            };
+        }
         let conflict = || Error::VersionConflict {
             schema_id: op.schema_id.to_string(),
             entity_id: op.entity_id,
@@ -215,6 +277,9 @@ impl UnitOfWork {
         };
         match sql::db_error(&err) {
             Some((sql::state::CONFLICT, _)) => conflict(),
+            Some(("23505", Some(index))) if index.starts_with(sql::PATH_INDEX_PREFIX) => {
+                self.unique_violation(op, index)
+            }
             Some(("23505", _)) if op.kind == OpKind::Create => Error::AlreadyExists {
                 what: format!("entity {}/{}", op.schema_id, op.entity_id),
             },
@@ -225,6 +290,27 @@ impl UnitOfWork {
                     .unwrap_or_default(),
             ),
             _ => err.into(),
+        }
+    }
+
+    /// Names the property behind a unique path index from the annotations of the schema
+    /// version the write was validated against.
+    fn unique_violation(&self, op: &Op, index: &str) -> Error {
+        let pointer = self
+            .schemas
+            .get(&(op.schema_id.clone(), op.schema_version))
+            .and_then(|compiled| {
+                compiled
+                    .annotations()
+                    .indexes
+                    .iter()
+                    .find(|i| sql::path_index_name(&op.schema_id, i) == index)
+            })
+            .map_or_else(|| format!(" (index {index})"), |i| i.pointer.clone());
+        Error::UniqueViolation {
+            schema_id: op.schema_id.to_string(),
+            pointer,
+            entity_id: op.entity_id,
         }
     }
 

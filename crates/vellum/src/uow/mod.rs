@@ -13,6 +13,7 @@ use uuid::Uuid;
 use vellum_core::{CompiledSchema, SchemaId, Version};
 
 pub use options::{Committed, Staged, UowOptions, WriteOptions};
+use validate::{ReferenceCheck, Validated};
 
 use crate::{Entity, Error, Result, Service, entity::COLUMNS, raw::RawSql, sql};
 
@@ -36,6 +37,7 @@ struct Op {
     schema_version: Version,
     payload: Value,
     expected: Option<Version>,
+    references: Vec<ReferenceCheck>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,7 +218,7 @@ impl UnitOfWork {
                 what: format!("entity {schema_id}/{entity_id}"),
             });
         }
-        let schema_version = self
+        let validated = self
             .validate(schema_id, options.schema_version, &payload)
             .await?;
         Ok(self.stage(
@@ -224,7 +226,7 @@ impl UnitOfWork {
             schema_id,
             entity_id,
             None,
-            schema_version,
+            validated,
             payload,
             None,
         ))
@@ -240,7 +242,7 @@ impl UnitOfWork {
         let current = self
             .live(schema_id, entity_id, options.expected_version)
             .await?;
-        let schema_version = self
+        let validated = self
             .validate(schema_id, options.schema_version, &payload)
             .await?;
         Ok(self.stage(
@@ -248,7 +250,7 @@ impl UnitOfWork {
             schema_id,
             entity_id,
             Some(&current),
-            schema_version,
+            validated,
             payload,
             options.expected_version,
         ))
@@ -267,7 +269,10 @@ impl UnitOfWork {
             schema_id,
             entity_id,
             Some(&current),
-            current.schema_version,
+            Validated {
+                schema_version: current.schema_version,
+                references: Vec::new(),
+            },
             payload,
             expected,
         ))
@@ -285,7 +290,7 @@ impl UnitOfWork {
                 "entity {schema_id}/{entity_id} is not deleted"
             )));
         }
-        let schema_version = self
+        let validated = self
             .validate(schema_id, Some(current.schema_version), &current.payload)
             .await?;
         let payload = current.payload.clone();
@@ -294,7 +299,7 @@ impl UnitOfWork {
             schema_id,
             entity_id,
             Some(&current),
-            schema_version,
+            validated,
             payload,
             None,
         ))
@@ -307,10 +312,14 @@ impl UnitOfWork {
         schema_id: &SchemaId,
         entity_id: Uuid,
         previous: Option<&Current>,
-        schema_version: Version,
+        validated: Validated,
         payload: Value,
         expected: Option<Version>,
     ) -> Staged {
+        let Validated {
+            schema_version,
+            references,
+        } = validated;
         let (revision, entity_version) = match (kind, previous) {
             (OpKind::Delete, Some(p)) => (p.revision, p.entity_version),
             (_, Some(p)) => (
@@ -339,6 +348,7 @@ impl UnitOfWork {
             schema_version,
             payload,
             expected,
+            references,
         });
         Staged {
             schema_id: schema_id.clone(),

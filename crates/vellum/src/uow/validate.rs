@@ -3,20 +3,38 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use vellum_core::{CompiledSchema, SchemaId, Version};
+use uuid::Uuid;
+use vellum_core::{CompiledSchema, SchemaId, Version, Violation};
 
 use super::UnitOfWork;
 use crate::{Error, Result, entity::parse_stored};
 
+/// A document that passed validation: the schema version it was validated against, and the
+/// entities its `x-vellum-ref` properties name, to be checked at commit.
+#[derive(Debug)]
+pub(super) struct Validated {
+    pub(super) schema_version: Version,
+    pub(super) references: Vec<ReferenceCheck>,
+}
+
+/// One reference of a staged write: checked in the commit pipeline, after the writes staged
+/// before it, so an entity created earlier in the same unit of work can be referenced.
+#[derive(Debug, Clone)]
+pub(super) struct ReferenceCheck {
+    pub(super) pointer: String,
+    pub(super) target: SchemaId,
+    pub(super) target_id: Uuid,
+}
+
 impl UnitOfWork {
-    /// Validates `payload` against the requested schema version, or the active one; returns
-    /// the version it was validated against.
+    /// Validates `payload` against the requested schema version, or the active one, including
+    /// the form of its references (entity ids).
     pub(super) async fn validate(
         &mut self,
         schema_id: &SchemaId,
         requested: Option<Version>,
         payload: &Value,
-    ) -> Result<Version> {
+    ) -> Result<Validated> {
         let active = self.active_schema(schema_id).await?;
         let version = requested.unwrap_or(active);
         if version.major != active.major {
@@ -26,14 +44,17 @@ impl UnitOfWork {
             )));
         }
         let compiled = self.schema(schema_id, version, version == active).await?;
-        compiled
-            .validate(payload)
-            .map_err(|violations| Error::Validation {
-                schema_id: schema_id.to_string(),
-                schema_version: version,
-                violations,
-            })?;
-        Ok(version)
+        let invalid = |violations| Error::Validation {
+            schema_id: schema_id.to_string(),
+            schema_version: version,
+            violations,
+        };
+        compiled.validate(payload).map_err(invalid)?;
+        let references = reference_checks(&compiled, payload).map_err(invalid)?;
+        Ok(Validated {
+            schema_version: version,
+            references,
+        })
     }
 
     /// The active version of a schema id, read once per unit of work.
@@ -105,5 +126,39 @@ impl UnitOfWork {
         self.schemas
             .insert((schema_id.clone(), version), compiled.clone());
         Ok(compiled)
+    }
+}
+
+/// The references a valid document makes; a referencing value that is not an entity id is a
+/// violation. Absent and `null` values reference nothing.
+fn reference_checks(
+    compiled: &CompiledSchema,
+    payload: &Value,
+) -> Result<Vec<ReferenceCheck>, Vec<Violation>> {
+    let mut checks = Vec::new();
+    let mut violations = Vec::new();
+    for reference in &compiled.annotations().references {
+        let value = reference
+            .segments
+            .iter()
+            .try_fold(payload, |value, segment| value.get(segment));
+        match value {
+            None | Some(Value::Null) => {}
+            Some(Value::String(id)) if Uuid::try_parse(id).is_ok() => checks.push(ReferenceCheck {
+                pointer: reference.pointer.clone(),
+                target: reference.target.clone(),
+                target_id: Uuid::try_parse(id).expect("checked by the guard"),
+            }),
+            Some(_) => violations.push(Violation {
+                pointer: reference.pointer.clone(),
+                keyword: "x-vellum-ref".into(),
+                message: format!("must be the id (a UUID) of a {} entity", reference.target),
+            }),
+        }
+    }
+    if violations.is_empty() {
+        Ok(checks)
+    } else {
+        Err(violations)
     }
 }

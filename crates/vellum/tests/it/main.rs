@@ -5,6 +5,8 @@ mod embedded;
 mod entities;
 mod fixtures;
 mod health;
+mod indexes;
+mod references;
 mod registry;
 mod services;
 mod statement_timeout;
