@@ -20,6 +20,22 @@ fn account_schema(email_index: Value) -> Value {
     })
 }
 
+/// A fresh service with `account` 1.0.0 registered, its email indexed as given.
+async fn accounts(email_index: Value) -> Fixture {
+    let f = Fixture::empty().await;
+    f.service
+        .schemas()
+        .register(
+            &id("account"),
+            v("1.0.0"),
+            account_schema(email_index),
+            false,
+        )
+        .await
+        .unwrap();
+    f
+}
+
 async fn create(f: &Fixture, payload: Value) -> Result<Uuid, Error> {
     let mut uow = f.service.begin("alice").await?;
     let staged = uow
@@ -49,17 +65,7 @@ async fn path_indexes(f: &Fixture) -> Vec<(String, bool)> {
 
 #[tokio::test]
 async fn declared_paths_get_indexes_over_the_active_rows() {
-    let f = Fixture::empty().await;
-    f.service
-        .schemas()
-        .register(
-            &id("account"),
-            v("1.0.0"),
-            account_schema(json!("unique")),
-            false,
-        )
-        .await
-        .unwrap();
+    let f = accounts(json!("unique")).await;
     let indexes = path_indexes(&f).await;
     assert_eq!(indexes.len(), 2, "{indexes:?}");
     let (timestamps, email) = (&indexes[0].0, &indexes[1].0);
@@ -78,17 +84,7 @@ async fn declared_paths_get_indexes_over_the_active_rows() {
 
 #[tokio::test]
 async fn a_unique_value_is_unique_among_active_documents_only() {
-    let f = Fixture::empty().await;
-    f.service
-        .schemas()
-        .register(
-            &id("account"),
-            v("1.0.0"),
-            account_schema(json!("unique")),
-            false,
-        )
-        .await
-        .unwrap();
+    let f = accounts(json!("unique")).await;
     let first = create(&f, json!({"email": "a@example.com"})).await.unwrap();
     let err = create(&f, json!({"email": "a@example.com"}))
         .await
@@ -130,17 +126,7 @@ async fn a_unique_value_is_unique_among_active_documents_only() {
 
 #[tokio::test]
 async fn of_concurrent_writers_of_one_unique_value_exactly_one_wins() {
-    let f = Arc::new(Fixture::empty().await);
-    f.service
-        .schemas()
-        .register(
-            &id("account"),
-            v("1.0.0"),
-            account_schema(json!("unique")),
-            false,
-        )
-        .await
-        .unwrap();
+    let f = Arc::new(accounts(json!("unique")).await);
     for round in 0..5 {
         let email = format!("race{round}@example.com");
         let writers: Vec<_> = (0..8)
@@ -164,17 +150,8 @@ async fn of_concurrent_writers_of_one_unique_value_exactly_one_wins() {
 
 #[tokio::test]
 async fn activating_a_unique_index_that_documents_violate_is_refused() {
-    let f = Fixture::empty().await;
+    let f = accounts(json!(false)).await;
     let registry = f.service.schemas();
-    registry
-        .register(
-            &id("account"),
-            v("1.0.0"),
-            account_schema(json!(false)),
-            false,
-        )
-        .await
-        .unwrap();
     assert_eq!(path_indexes(&f).await.len(), 1, "only opened_at is indexed");
     create(&f, json!({"email": "dup@example.com"}))
         .await
