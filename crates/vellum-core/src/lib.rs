@@ -1,6 +1,7 @@
 //! Pure logic of vellum, with no I/O: validated identifiers, semantic versions and the entity
 //! version rule, JSON Schema (2020-12) compilation and validation, and the schema evolution
-//! rules: change classification and compatibility modes ([`compat`]).
+//! rules: change classification and compatibility modes ([`compat`]), and the query AST with its
+//! compiler to parameterized SQL ([`query`]).
 //!
 //! Everything here is deterministic and synchronous, so the storage, server and CLI crates can
 //! share one set of rules and test them without a database.
@@ -11,6 +12,7 @@
 
 pub mod compat;
 pub mod names;
+pub mod query;
 pub mod schema;
 pub mod version;
 
@@ -21,5 +23,9 @@ mod openapi;
 pub use compat::{Change, ChangeClass, ChangeKind, Classification, CompatibilityMode, classify};
 pub use error::{Error, Result};
 pub use names::{SchemaId, ServiceName};
+pub use query::{
+    CompiledQuery, Filter, JsonPath, OrderBy, OrderKey, Query, QueryContext, QueryError, SqlParam,
+    compile,
+};
 pub use schema::{CompiledSchema, Violation};
 pub use version::{Bump, Version};
