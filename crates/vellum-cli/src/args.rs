@@ -317,6 +317,50 @@ pub(crate) enum EntityCommand {
         #[command(flatten)]
         entity: EntityRef,
     },
+    /// Query the entities of a type; prints one page `{"items": [...], "next_cursor": ...}`,
+    /// or with --all every matching entity, one JSON document per line.
+    ///
+    /// The filter grammar (docs/query.md): {"and": [..]}, {"or": [..]}, {"not": ..},
+    /// {"path": "/total", "op": "gt", "value": 100} with op one of eq ne lt lte gt gte in
+    /// contains starts_with exists.
+    #[command(after_help = "Examples:\n  \
+        vellum entity query orders sales_order --filter '{\"path\": \"/status\", \"op\": \"eq\", \"value\": \"open\"}'\n  \
+        vellum entity query orders sales_order --order '[{\"path\": \"/total\", \"direction\": \"desc\"}]' --limit 10\n  \
+        vellum entity query orders sales_order --as-of 2026-11-22T10:00:00Z --all")]
+    Query(QueryArgs),
+}
+
+/// The arguments of `vellum entity query`.
+#[derive(Debug, Args)]
+pub(crate) struct QueryArgs {
+    /// The service.
+    pub(crate) service: ServiceName,
+    /// The entity type.
+    pub(crate) schema_id: SchemaId,
+    /// The filter, as JSON.
+    #[arg(long)]
+    pub(crate) filter: Option<String>,
+    /// The sort keys, as a JSON array.
+    #[arg(long)]
+    pub(crate) order: Option<String>,
+    /// Page size (1 to 1000; default 50).
+    #[arg(long)]
+    pub(crate) limit: Option<u32>,
+    /// Continue after this cursor (the next_cursor of a previous page).
+    #[arg(long, conflicts_with = "all")]
+    pub(crate) cursor: Option<String>,
+    /// Query the type as it was at this time (RFC 3339).
+    #[arg(long)]
+    pub(crate) as_of: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// Only these entity ids (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) ids: Vec<Uuid>,
+    /// Include soft-deleted entities.
+    #[arg(long)]
+    pub(crate) include_deleted: bool,
+    /// Follow the cursors and print every matching entity, one JSON document per line.
+    #[arg(long)]
+    pub(crate) all: bool,
 }
 
 #[cfg(test)]

@@ -1,15 +1,21 @@
 //! Each command as a call on the library.
 
-use std::{io::Read, path::Path};
+use std::{
+    io::{Read, Write},
+    path::Path,
+};
 
 use anyhow::Context;
 use serde::Serialize;
 use serde_json::{Value, json};
 use vellum::{
     ClusterStatus, EmbeddedCluster, Service, ServiceName, Store, StoreOptions, WriteOptions,
+    query::Query,
 };
 
-use crate::args::{Cli, Command, DbCommand, EntityCommand, SchemaCommand, ServiceCommand};
+use crate::args::{
+    Cli, Command, DbCommand, EntityCommand, QueryArgs, SchemaCommand, ServiceCommand,
+};
 
 /// Runs a parsed command line and prints its result as JSON on stdout.
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -43,6 +49,10 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             let output = match command {
                 Command::Service(command) => service(&store, command).await?,
                 Command::Schema(command) => schema(&store, command).await?,
+                Command::Entity(EntityCommand::Query(args)) => match query(&store, args).await? {
+                    Some(page) => page,
+                    None => return Ok(()),
+                },
                 Command::Entity(command) => entity(&store, command).await?,
                 Command::Db(_) | Command::Serve(_) | Command::Bench(_) => {
                     unreachable!("handled above")
@@ -282,7 +292,59 @@ async fn entity(store: &Store, command: EntityCommand) -> anyhow::Result<Value> 
             let service = open_service(store, &entity.service).await?;
             to_json(service.history(&entity.schema_id, entity.id).await?)?
         }
+        EntityCommand::Query(_) => unreachable!("handled by query()"),
     })
+}
+
+/// `vellum entity query`: one page as JSON, or with `--all` every entity as a JSON line
+/// (printed here, page by page, so memory stays flat; `None` then).
+async fn query(store: &Store, args: QueryArgs) -> anyhow::Result<Option<Value>> {
+    let parse = |what: &str, text: Option<String>| -> anyhow::Result<Option<Value>> {
+        text.map(|text| {
+            serde_json::from_str(&text).with_context(|| format!("--{what} is not JSON"))
+        })
+        .transpose()
+    };
+    let mut body = serde_json::Map::new();
+    for (key, value) in [
+        ("filter", parse("filter", args.filter)?),
+        ("order", parse("order", args.order)?),
+        ("limit", args.limit.map(Value::from)),
+        ("cursor", args.cursor.map(Value::from)),
+        ("as_of", args.as_of.map(|t| Value::from(t.to_rfc3339()))),
+        ("ids", (!args.ids.is_empty()).then(|| json!(args.ids))),
+        (
+            "include_deleted",
+            args.include_deleted.then_some(Value::Bool(true)),
+        ),
+    ] {
+        if let Some(value) = value {
+            body.insert(key.into(), value);
+        }
+    }
+    let mut query: Query =
+        serde_json::from_value(Value::Object(body)).map_err(|err| vellum::Error::InvalidQuery {
+            pointer: String::new(),
+            message: err.to_string(),
+        })?;
+    let service = open_service(store, &args.service).await?;
+    if !args.all {
+        return Ok(Some(to_json(
+            service.query(&args.schema_id, &query).await?,
+        )?));
+    }
+    let mut stdout = std::io::stdout().lock();
+    loop {
+        let page = service.query(&args.schema_id, &query).await?;
+        for entity in &page.items {
+            serde_json::to_writer(&mut stdout, entity)?;
+            writeln!(stdout)?;
+        }
+        match page.next_cursor {
+            Some(cursor) => query.cursor = Some(cursor),
+            None => return Ok(None),
+        }
+    }
 }
 
 async fn open_service(store: &Store, name: &ServiceName) -> anyhow::Result<Service> {

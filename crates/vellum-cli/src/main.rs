@@ -94,9 +94,16 @@ fn exit_code(err: &anyhow::Error) -> ExitCode {
             | Error::NotAllowed(_)
             | Error::UnitOfWorkFailed { .. }
             | Error::Immutable(_)
-            | Error::IncompatibleSchema { .. },
+            | Error::IncompatibleSchema { .. }
+            | Error::UniqueViolation { .. },
         ) => 4,
-        Some(Error::Validation { .. } | Error::InvalidInput(_) | Error::InvalidSchema(_)) => 5,
+        Some(
+            Error::Validation { .. }
+            | Error::InvalidInput(_)
+            | Error::InvalidSchema(_)
+            | Error::InvalidReference { .. }
+            | Error::InvalidQuery { .. },
+        ) => 5,
         _ if err.downcast_ref::<serde_json::Error>().is_some() => 5,
         _ => 1,
     };

@@ -391,3 +391,63 @@ async fn schema_evolution_rules_compatibility_modes_and_checks() {
     let registered = ok(&db, &register_major, stricter);
     assert_eq!(registered["assessment"]["class"], "major");
 }
+
+#[tokio::test]
+async fn entity_query_prints_a_page_or_every_entity_as_json_lines() {
+    let (_test_db, db) = orders_with_schema().await;
+    let create = ["entity", "create", "orders", "sales_order", "--file", "-"];
+    for total in [5, 50, 500, 7] {
+        ok(
+            &db,
+            &create,
+            &json!({"customer": "ACME", "total": total}).to_string(),
+        );
+    }
+    let filter = r#"{"path": "/total", "op": "gte", "value": 7}"#;
+    let order = r#"[{"path": "/total", "direction": "desc"}]"#;
+    let query = [
+        "entity",
+        "query",
+        "orders",
+        "sales_order",
+        "--filter",
+        filter,
+        "--order",
+        order,
+        "--limit",
+        "2",
+    ];
+    let page = ok(&db, &query, "");
+    let totals: Vec<&Value> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["payload"]["total"])
+        .collect();
+    assert_eq!(totals, [&json!(500), &json!(50)]);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let next = ok(&db, &[&query[..], &["--cursor", cursor]].concat(), "");
+    assert_eq!(next["items"][0]["payload"]["total"], json!(7));
+    assert_eq!(next["next_cursor"], Value::Null);
+
+    // --all follows the cursors: one JSON document per line.
+    let out = vellum(&db, &[&query[..], &["--all"]].concat(), "");
+    assert!(out.status.success());
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let totals: Vec<&Value> = lines.iter().map(|e| &e["payload"]["total"]).collect();
+    assert_eq!(totals, [&json!(500), &json!(50), &json!(7)]);
+
+    // A bad filter is invalid input (exit 5) and says what is wrong.
+    let bad = r#"{"path": "/total", "op": "gt", "value": "many"}"#;
+    let stderr = fails(
+        &db,
+        &["entity", "query", "orders", "sales_order", "--filter", bad],
+        "",
+        5,
+    );
+    assert!(stderr.contains("/total"), "{stderr}");
+}

@@ -41,7 +41,9 @@ impl<'a> PathIndexes<'a> {
     ) -> Result<()> {
         for index in &schema.annotations().indexes {
             let ddl = self.ddl(client, index, false).await?;
-            client.batch_execute(&ddl).await?;
+            for statement in std::iter::once(&ddl.index).chain(&ddl.statistics) {
+                client.batch_execute(statement).await?;
+            }
         }
         Ok(())
     }
@@ -72,7 +74,7 @@ impl<'a> PathIndexes<'a> {
                 None => {}
             }
             let ddl = self.ddl(client, index, true).await?;
-            if let Err(err) = client.batch_execute(&ddl).await {
+            if let Err(err) = client.batch_execute(&ddl.index).await {
                 // A failed concurrent build leaves an invalid index behind.
                 self.drop(client, &name).await?;
                 return Err(match sql::db_error(&err) {
@@ -86,6 +88,9 @@ impl<'a> PathIndexes<'a> {
                     )),
                     _ => err.into(),
                 });
+            }
+            for statement in &ddl.statistics {
+                client.batch_execute(statement).await?;
             }
             tracing::info!(
                 service = %self.service.name, schema_id = %self.schema_id,
@@ -192,20 +197,23 @@ impl<'a> PathIndexes<'a> {
     }
 
     async fn drop(&self, client: &impl GenericClient, name: &str) -> Result<()> {
-        client
-            .batch_execute(&sql::drop_path_index(&self.service.name, name))
-            .await?;
+        for statement in sql::drop_path_index(&self.service.name, name) {
+            client.batch_execute(&statement).await?;
+        }
         Ok(())
     }
 
+    /// The statements that create the index: the index itself, then (on PostgreSQL 14 and
+    /// later) statistics on its expression and an `ANALYZE` of the table to fill them.
     async fn ddl(
         &self,
         client: &impl GenericClient,
         index: &PathIndex,
         concurrently: bool,
-    ) -> Result<String> {
+    ) -> Result<IndexDdl> {
         let name = sql::path_index_name(self.schema_id, index);
-        let params: [&(dyn ToSql + Sync); 7] = [
+        let statistics = sql::path_statistics_name(&name);
+        let params: [&(dyn ToSql + Sync); 8] = [
             &index.unique,
             &concurrently,
             &name,
@@ -213,12 +221,32 @@ impl<'a> PathIndexes<'a> {
             &self.schema_id.as_str(),
             &index.date_time,
             &index.segments,
+            &statistics,
         ];
-        Ok(client
-            .query_one(sql::PATH_INDEX_DDL, &params)
+        let row = client.query_one(sql::PATH_INDEX_DDL, &params).await?;
+        let mut statistics = Vec::new();
+        let expression_statistics: bool = client
+            .query_one(sql::EXPRESSION_STATISTICS, &[])
             .await?
-            .try_get(0)?)
+            .try_get(0)?;
+        if expression_statistics {
+            statistics.push(row.try_get(1)?);
+            statistics.push(format!(
+                "ANALYZE {}",
+                self.service.idents.entity_table(self.schema_id)
+            ));
+        }
+        Ok(IndexDdl {
+            index: row.try_get(0)?,
+            statistics,
+        })
     }
+}
+
+/// The statements that make one path index.
+struct IndexDdl {
+    index: String,
+    statistics: Vec<String>,
 }
 
 /// Whether `name` is one [`sql::path_index_name`] makes: the prefix and 16 hex digits.

@@ -1,12 +1,12 @@
 //! A handle on one service: its registry, its reads, and units of work.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
 use tokio_postgres::{Row, types::ToSql};
 use uuid::Uuid;
-use vellum_core::{SchemaId, ServiceName, Version};
+use vellum_core::{CompiledSchema, SchemaId, ServiceName, Version};
 
 use crate::{
     Entity, Error, HistoryEntry, Result, SchemaRegistry, Store, UnitOfWork, UowOptions,
@@ -27,6 +27,9 @@ pub(crate) const STAMP_SLOTS: i32 = 8;
 /// the barrier that makes an as-of read final. Held to the end of the read's own (one-statement,
 /// pipelined) transaction.
 const STAMP_BARRIER: &str = "SELECT pg_advisory_xact_lock($1, $2)";
+
+/// How many prepared statements a pooled connection keeps before a query empties its cache.
+const QUERY_STATEMENTS: usize = 256;
 
 /// One service of a [`Store`]: everything it owns lives in its own PostgreSQL schema, and every
 /// request runs under its own PostgreSQL role.
@@ -208,7 +211,36 @@ impl Service {
         params: &[&(dyn ToSql + Sync)],
         barrier: bool,
     ) -> Result<Vec<Row>> {
+        self.read_with(schema_id, sql, params, barrier, false).await
+    }
+
+    /// Runs a compiled query like [`Service::read`], planned for its parameter values
+    /// (`plan_cache_mode = force_custom_plan`): PostgreSQL then folds the path parameters into
+    /// constants and can use the expression indexes of `x-vellum-index`. Query statements are
+    /// prepared and cached per connection like the others; the cache is emptied when it grows
+    /// past [`QUERY_STATEMENTS`], since query shapes come from clients.
+    pub(crate) async fn run_query(
+        &self,
+        schema_id: &SchemaId,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        barrier: bool,
+    ) -> Result<Vec<Row>> {
+        self.read_with(schema_id, sql, params, barrier, true).await
+    }
+
+    async fn read_with(
+        &self,
+        schema_id: &SchemaId,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        barrier: bool,
+        custom_plans: bool,
+    ) -> Result<Vec<Row>> {
         let client = self.store.client().await?;
+        if custom_plans && client.statement_cache.size() > QUERY_STATEMENTS {
+            client.statement_cache.clear();
+        }
         let stmt = match client.prepare_cached(sql).await {
             Ok(stmt) => stmt,
             Err(err) => return Err(self.map_read_error(err, schema_id)),
@@ -218,7 +250,10 @@ impl Service {
         } else {
             None
         };
-        let begin = self.begin_sql("BEGIN READ ONLY");
+        let mut begin = self.begin_sql("BEGIN READ ONLY");
+        if custom_plans {
+            begin.push_str("; SET LOCAL plan_cache_mode = force_custom_plan");
+        }
         let stamp_slot = STAMP_LOCK_CLASS + rand::random_range(0..STAMP_SLOTS);
         let barrier_fut = async {
             match &barrier_stmt {
@@ -240,6 +275,26 @@ impl Service {
         let rows = rows.map_err(|err| self.map_read_error(err, schema_id))?;
         committed?;
         Ok(rows)
+    }
+
+    /// The compiled active version of an entity type.
+    pub(crate) async fn active_schema(&self, schema_id: &SchemaId) -> Result<Arc<CompiledSchema>> {
+        let client = self.store.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT schema_version FROM {} WHERE schema_id = $1 AND is_active",
+                self.idents.fixed("schemas")
+            ))
+            .await?;
+        let row = client
+            .query_opt(&stmt, &[&schema_id.as_str()])
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: format!("entity type {schema_id} in service {}", self.name),
+            })?;
+        drop(client);
+        let version = crate::entity::parse_stored(row.try_get(0)?)?;
+        self.schemas().compiled(schema_id, version).await
     }
 
     fn map_read_error(&self, err: tokio_postgres::Error, schema_id: &SchemaId) -> Error {

@@ -129,21 +129,37 @@ pub(crate) fn path_index_name(schema_id: &SchemaId, index: &PathIndex) -> String
     format!("{PATH_INDEX_PREFIX}{hex}")
 }
 
-/// Builds the `CREATE INDEX` statement of a path index on the server, with PostgreSQL's own
-/// `format()` quoting: the path (user input) is bound as a `text[]` and rendered with `%L`, the
-/// names with `%I`. Parameters: `$1` unique, `$2` concurrently, `$3` index name, `$4` service
-/// schema, `$5` table, `$6` date-time, `$7` path segments.
+/// Builds the `CREATE INDEX` statement of a path index, and the `CREATE STATISTICS` on the same
+/// expression, on the server with PostgreSQL's own `format()` quoting: the path (user input) is
+/// bound as a `text[]` and rendered with `%L`, the names with `%I`. Parameters: `$1` unique, `$2`
+/// concurrently, `$3` index name, `$4` service schema, `$5` table, `$6` date-time, `$7` path
+/// segments, `$8` statistics name.
 ///
 /// The expressions are the ones the query compiler produces once PostgreSQL has folded its path
 /// parameter into a constant (queries run with `plan_cache_mode = force_custom_plan`), and the
-/// predicate is the one every live query carries, so the planner can use the index.
-pub(crate) const PATH_INDEX_DDL: &str = "SELECT format(
+/// predicate is the one every live query carries, so the planner can use the index. The planner
+/// ignores the statistics of partial indexes, hence the separate expression statistics
+/// (PostgreSQL 14+), without which it guesses how selective a range on the path is.
+pub(crate) const PATH_INDEX_DDL: &str = "WITH path AS (
+    SELECT CASE WHEN $6 THEN format('vellum.to_timestamptz(payload #>> %L::text[])', $7::text[])
+                ELSE format('(payload #> %L::text[])', $7::text[]) END AS expression)
+SELECT format(
     'CREATE %s INDEX %s IF NOT EXISTS %I ON %I.%I (%s) WHERE is_active AND deleted_at IS NULL',
     CASE WHEN $1 THEN 'UNIQUE' ELSE '' END,
     CASE WHEN $2 THEN 'CONCURRENTLY' ELSE '' END,
-    $3::text, $4::text, $5::text,
-    CASE WHEN $6 THEN format('vellum.to_timestamptz(payload #>> %L::text[])', $7::text[])
-         ELSE format('(payload #> %L::text[])', $7::text[]) END)";
+    $3::text, $4::text, $5::text, expression),
+    format('CREATE STATISTICS IF NOT EXISTS %I.%I ON (%s) FROM %I.%I',
+           $4::text, $8::text, expression, $4::text, $5::text)
+FROM path";
+
+/// Whether the server takes `CREATE STATISTICS` on one expression (PostgreSQL 14 and later).
+pub(crate) const EXPRESSION_STATISTICS: &str =
+    "SELECT current_setting('server_version_num')::int >= 140000";
+
+/// The name of the expression statistics that go with the path index `index`.
+pub(crate) fn path_statistics_name(index: &str) -> String {
+    format!("{index}_stats")
+}
 
 /// The path indexes of an entity table with their validity (a failed concurrent build leaves an
 /// invalid one behind). `$1` service schema, `$2` table.
@@ -154,13 +170,20 @@ pub(crate) const PATH_INDEXES: &str = "SELECT c.relname::text, i.indisvalid
      JOIN pg_namespace n ON n.oid = t.relnamespace
      WHERE n.nspname = $1 AND t.relname = $2 AND starts_with(c.relname, 'vx_')";
 
-/// `DROP INDEX CONCURRENTLY` of a path index found by [`PATH_INDEXES`].
-pub(crate) fn drop_path_index(service: &ServiceName, index: &str) -> String {
-    format!(
-        "DROP INDEX CONCURRENTLY IF EXISTS {}.{}",
-        quote(service.as_str()),
-        quote(index)
-    )
+/// `DROP INDEX CONCURRENTLY` of a path index found by [`PATH_INDEXES`], then of its statistics:
+/// two statements, to be run one by one (a concurrent drop refuses a multi-statement batch).
+pub(crate) fn drop_path_index(service: &ServiceName, index: &str) -> [String; 2] {
+    let schema = quote(service.as_str());
+    [
+        format!(
+            "DROP INDEX CONCURRENTLY IF EXISTS {schema}.{}",
+            quote(index)
+        ),
+        format!(
+            "DROP STATISTICS IF EXISTS {schema}.{}",
+            quote(&path_statistics_name(index))
+        ),
+    ]
 }
 
 /// SQLSTATEs vellum gives meaning to.

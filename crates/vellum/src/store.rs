@@ -64,6 +64,8 @@ struct Inner {
     options: StoreOptions,
     /// Schema versions are immutable, so a compiled validator is valid forever.
     validators: RwLock<HashMap<(ServiceName, SchemaId, Version), Arc<CompiledSchema>>>,
+    /// The key that signs query cursors, shared by every store on the database.
+    cursor_key: Vec<u8>,
     /// Kept so an embedded cluster started by this process stops when the last clone drops.
     _cluster: Option<RunningCluster>,
 }
@@ -120,12 +122,20 @@ impl Store {
             .map_err(|e| Error::NotAllowed(format!("invalid pool settings: {e}")))?;
         let mut client = pool.get().await?;
         migrate::run(&mut client).await?;
+        let cursor_key: Vec<u8> = client
+            .query_one(
+                "SELECT value FROM vellum.secrets WHERE name = 'query_cursor'",
+                &[],
+            )
+            .await?
+            .try_get(0)?;
         drop(client);
         Ok(Store {
             inner: Arc::new(Inner {
                 pool,
                 options,
                 validators: RwLock::default(),
+                cursor_key,
                 _cluster: cluster,
             }),
         })
@@ -133,6 +143,10 @@ impl Store {
 
     pub(crate) async fn client(&self) -> Result<Object> {
         Ok(self.inner.pool.get().await?)
+    }
+
+    pub(crate) fn cursor_key(&self) -> &[u8] {
+        &self.inner.cursor_key
     }
 
     pub(crate) fn schema_limits(&self) -> &SchemaLimits {

@@ -2,6 +2,7 @@
 
 mod entities;
 mod health;
+mod query;
 mod responses;
 mod schemas;
 mod services;
@@ -48,6 +49,7 @@ pub fn app(state: AppState) -> Router {
             entities::delete
         ))
         .routes(routes!(entities::history))
+        .routes(routes!(query::query))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))

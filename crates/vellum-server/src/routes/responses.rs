@@ -82,3 +82,12 @@ impl IntoResponses for StateChangeErrors {
         responses(&[400, 401, 403, 404, 409, 412, 503])
     }
 }
+
+/// Errors of a read with a JSON body (queries).
+pub(crate) struct QueryErrors;
+
+impl IntoResponses for QueryErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        responses(&[400, 401, 403, 404, 413, 415, 503])
+    }
+}

@@ -12,5 +12,6 @@ mod auth;
 mod bad_input;
 mod entities;
 mod openapi;
+mod query;
 mod schemas;
 mod socket;

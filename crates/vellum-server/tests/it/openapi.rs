@@ -33,6 +33,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("patch", "/v1/{service}/entities/{schema_id}/{id}"),
     ("delete", "/v1/{service}/entities/{schema_id}/{id}"),
     ("get", "/v1/{service}/entities/{schema_id}/{id}/history"),
+    ("post", "/v1/{service}/entities/{schema_id}/query"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),

@@ -6,6 +6,8 @@ mod entities;
 mod fixtures;
 mod health;
 mod indexes;
+mod queries;
+mod queries_hostile;
 mod references;
 mod registry;
 mod services;

@@ -1,0 +1,613 @@
+//! The query DSL against a real PostgreSQL: every query's rows, order and pages compared with
+//! the same query evaluated in Rust over the same documents.
+
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Duration, FixedOffset, TimeZone, Utc};
+use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
+use serde_json::{Value, json};
+use uuid::Uuid;
+use vellum::{Entity, Error, SchemaId, WriteOptions, query::Query};
+
+use crate::fixtures::{Fixture, id, v};
+
+const ITEMS: usize = 3000;
+
+fn item_schema() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "sku": {"type": "string", "x-vellum-index": "unique"},
+            "status": {"type": "string", "enum": ["open", "closed", "hold"], "x-vellum-index": true},
+            "qty": {"type": "integer"},
+            "price": {"type": "number", "x-vellum-index": true},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "placed_at": {"type": "string", "format": "date-time", "x-vellum-index": true},
+            "owner": {"type": "string", "format": "uuid", "x-vellum-ref": "person"},
+            "note": {"type": "string"},
+            "extra": {"type": "object"}
+        },
+        "required": ["sku", "status", "qty", "price"]
+    })
+}
+
+/// Documents of every shape the schema allows: optional properties absent, date-times written
+/// with different offsets (so their text order is not their time order), integers among the
+/// prices.
+struct Items {
+    f: Fixture,
+    item: SchemaId,
+    people: Vec<Uuid>,
+    rng: StdRng,
+}
+
+impl Items {
+    async fn new(count: usize) -> Items {
+        let f = Fixture::empty().await;
+        let registry = f.service.schemas();
+        registry
+            .register(&id("person"), v("1.0.0"), json!({"type": "object"}), false)
+            .await
+            .unwrap();
+        registry
+            .register(&id("item"), v("1.0.0"), item_schema(), false)
+            .await
+            .unwrap();
+        let mut uow = f.service.begin("loader").await.unwrap();
+        let mut people = Vec::new();
+        for _ in 0..20 {
+            let staged = uow
+                .create(&id("person"), json!({}), WriteOptions::default())
+                .await
+                .unwrap();
+            people.push(staged.entity_id);
+        }
+        uow.commit().await.unwrap();
+        let mut items = Items {
+            f,
+            item: id("item"),
+            people,
+            rng: StdRng::seed_from_u64(20261122),
+        };
+        items.create(count).await;
+        items
+    }
+
+    async fn create(&mut self, count: usize) {
+        let start = self.count().await;
+        for chunk in (start..start + count).collect::<Vec<_>>().chunks(250) {
+            let mut uow = self.f.service.begin("loader").await.unwrap();
+            for &i in chunk {
+                let document = self.document(i);
+                uow.create(&self.item, document, WriteOptions::default())
+                    .await
+                    .unwrap();
+            }
+            uow.commit().await.unwrap();
+        }
+    }
+
+    async fn count(&self) -> usize {
+        let row = self
+            .f
+            .admin()
+            .await
+            .query_one("SELECT count(DISTINCT entity_id) FROM orders.item", &[])
+            .await
+            .unwrap();
+        row.get::<_, i64>(0) as usize
+    }
+
+    fn document(&mut self, i: usize) -> Value {
+        let rng = &mut self.rng;
+        let words = ["alpha", "bravo", "beta", "delta", "abba", "echo", "kilo"];
+        let tags = ["red", "green", "blue", "big", "small"];
+        let offsets = [0, 2 * 3600, -5 * 3600, 9 * 3600 + 1800];
+        let base = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let at = base + Duration::minutes(rng.random_range(0..60 * 24 * 90));
+        let offset = FixedOffset::east_opt(*offsets.choose(rng).unwrap()).unwrap();
+        let price = if rng.random_bool(0.2) {
+            json!(rng.random_range(0..1000))
+        } else {
+            json!(f64::from(rng.random_range(0..100_000)) / 100.0)
+        };
+        let mut document = json!({
+            "sku": format!("sku{i:05}"),
+            "status": *["open", "closed", "hold"].choose(rng).unwrap(),
+            "qty": rng.random_range(0..100),
+            "price": price,
+            "tags": tags.iter().filter(|_| rng.random_bool(0.3)).collect::<Vec<_>>(),
+            "placed_at": at.with_timezone(&offset).to_rfc3339(),
+        });
+        if rng.random_bool(0.7) {
+            document["note"] = json!(format!(
+                "{} {}",
+                words.choose(rng).unwrap(),
+                words.choose(rng).unwrap()
+            ));
+        }
+        if rng.random_bool(0.5) {
+            document["owner"] = json!(self.people.choose(rng).unwrap());
+        }
+        if rng.random_bool(0.4) {
+            document["extra"] = json!({"level": rng.random_range(0..6)});
+        }
+        document
+    }
+
+    /// Every live entity, read back as stored.
+    async fn live(&self) -> Vec<Entity> {
+        self.all(json!({})).await
+    }
+
+    /// Every page of a query, concatenated.
+    async fn all(&self, body: Value) -> Vec<Entity> {
+        let mut query: Query = serde_json::from_value(body).unwrap();
+        query.limit = Some(97);
+        let mut found = Vec::new();
+        loop {
+            let page = self.f.service.query(&self.item, &query).await.unwrap();
+            assert!(page.items.len() <= 97);
+            found.extend(page.items);
+            match page.next_cursor {
+                Some(cursor) => query.cursor = Some(cursor),
+                None => return found,
+            }
+        }
+    }
+
+    /// Stages a new version of an item with `payload`.
+    async fn update(&self, uow: &mut vellum::UnitOfWork, entity_id: Uuid, payload: Value) {
+        uow.update(&self.item, entity_id, payload, WriteOptions::default())
+            .await
+            .unwrap();
+    }
+
+    async fn query(&self, body: Value) -> Result<vellum::Page, Error> {
+        let query: Query = serde_json::from_value(body).unwrap();
+        self.f.service.query(&self.item, &query).await
+    }
+}
+
+/// A filter of the JSON grammar, evaluated in Rust with the documented semantics: `and`, `or`,
+/// `not` in two-valued logic, a condition on a missing path false, and `leaf` deciding a
+/// condition on a present value.
+pub(crate) fn evaluate(filter: &Value, document: &Value, leaf: fn(&Value, &Value) -> bool) -> bool {
+    if let Some(all) = filter.get("and") {
+        return all
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| evaluate(f, document, leaf));
+    }
+    if let Some(any) = filter.get("or") {
+        return any
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| evaluate(f, document, leaf));
+    }
+    if let Some(inner) = filter.get("not") {
+        return !evaluate(inner, document, leaf);
+    }
+    document
+        .pointer(filter["path"].as_str().unwrap())
+        .is_some_and(|found| leaf(filter, found))
+}
+
+fn matches(filter: &Value, document: &Value) -> bool {
+    evaluate(filter, document, typed_condition)
+}
+
+/// A condition on a path typed by `item_schema`.
+fn typed_condition(filter: &Value, found: &Value) -> bool {
+    let value = &filter["value"];
+    let date_time = filter["path"] == "/placed_at";
+    match filter["op"].as_str().unwrap() {
+        "eq" => compare(found, value, date_time) == Some(Ordering::Equal),
+        "ne" => compare(found, value, date_time).is_some_and(|o| o != Ordering::Equal),
+        "lt" => compare(found, value, date_time) == Some(Ordering::Less),
+        "lte" => compare(found, value, date_time).is_some_and(|o| o != Ordering::Greater),
+        "gt" => compare(found, value, date_time) == Some(Ordering::Greater),
+        "gte" => compare(found, value, date_time).is_some_and(|o| o != Ordering::Less),
+        "in" => value
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| compare(found, v, date_time) == Some(Ordering::Equal)),
+        "contains" => match found {
+            Value::String(s) => s.contains(value.as_str().unwrap()),
+            Value::Array(items) => items.contains(value),
+            _ => false,
+        },
+        "starts_with" => found
+            .as_str()
+            .is_some_and(|s| s.starts_with(value.as_str().unwrap())),
+        "exists" => true,
+        op => panic!("unknown op {op}"),
+    }
+}
+
+/// Typed comparison: numbers as numbers, date-times as instants, strings as text (the test's
+/// strings are lowercase ASCII, ordered alike by every collation); other pairs do not compare.
+fn compare(a: &Value, b: &Value, date_time: bool) -> Option<Ordering> {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
+        (Value::String(x), Value::String(y)) if date_time => Some(instant(x).cmp(&instant(y))),
+        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
+        _ => None,
+    }
+}
+
+fn instant(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text).unwrap().to_utc()
+}
+
+/// The order of the JSON grammar, evaluated in Rust: ascending keys put missing values last,
+/// descending ones first; `entity_id` breaks ties.
+fn sort(entities: &mut [&Entity], order: &Value) {
+    let keys: Vec<(String, bool)> = order
+        .as_array()
+        .map(|keys| {
+            keys.iter()
+                .map(|k| {
+                    let by = k
+                        .get("path")
+                        .or_else(|| k.get("field"))
+                        .and_then(Value::as_str)
+                        .unwrap()
+                        .to_string();
+                    (by, k.get("direction") == Some(&json!("desc")))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    entities.sort_by(|a, b| {
+        for (by, desc) in &keys {
+            let ordering = match by.as_str() {
+                "created_at" => a.created_at.cmp(&b.created_at),
+                "updated_at" => a.updated_at.cmp(&b.updated_at),
+                "entity_version" => a.entity_version.cmp(&b.entity_version),
+                "entity_id" => a.entity_id.cmp(&b.entity_id),
+                path => {
+                    let date_time = path == "/placed_at";
+                    match (a.payload.pointer(path), b.payload.pointer(path)) {
+                        (None, None) => Ordering::Equal,
+                        // Missing is NULL: last ascending, first descending.
+                        (None, Some(_)) => Ordering::Greater,
+                        (Some(_), None) => Ordering::Less,
+                        (Some(x), Some(y)) => compare(x, y, date_time).unwrap(),
+                    }
+                }
+            };
+            let ordering = if *desc { ordering.reverse() } else { ordering };
+            if ordering != Ordering::Equal {
+                return ordering;
+            }
+        }
+        a.entity_id.cmp(&b.entity_id)
+    });
+}
+
+fn expected(entities: &[Entity], body: &Value) -> Vec<Uuid> {
+    let filter = body.get("filter").cloned().unwrap_or(json!({"and": []}));
+    let mut kept: Vec<&Entity> = entities
+        .iter()
+        .filter(|e| matches(&filter, &e.payload))
+        .collect();
+    sort(&mut kept, body.get("order").unwrap_or(&Value::Null));
+    kept.iter().map(|e| e.entity_id).collect()
+}
+
+fn ids(entities: &[Entity]) -> Vec<Uuid> {
+    entities.iter().map(|e| e.entity_id).collect()
+}
+
+#[tokio::test]
+async fn every_query_returns_what_rust_computes_in_the_same_order_across_pages() {
+    let mut items = Items::new(ITEMS).await;
+    // Some history: updated and deleted entities must read as their latest live version.
+    let live = items.live().await;
+    assert_eq!(live.len(), ITEMS);
+    let mut uow = items.f.service.begin("editor").await.unwrap();
+    for (n, entity) in live.iter().step_by(17).enumerate() {
+        if n % 3 == 0 {
+            uow.delete(&items.item, entity.entity_id, None)
+                .await
+                .unwrap();
+        } else {
+            let mut payload = entity.payload.clone();
+            payload["price"] = json!(n as f64 + 0.5);
+            items.update(&mut uow, entity.entity_id, payload).await;
+        }
+    }
+    uow.commit().await.unwrap();
+    items.create(10).await;
+    let live = items.live().await;
+    let person = items.people[3];
+    let t = "2026-02-15T12:00:00+09:30";
+
+    let filters = [
+        json!({"path": "/status", "op": "eq", "value": "open"}),
+        json!({"path": "/status", "op": "ne", "value": "closed"}),
+        json!({"path": "/price", "op": "gt", "value": 500}),
+        json!({"path": "/price", "op": "lte", "value": 250.5}),
+        json!({"path": "/qty", "op": "in", "value": [1, 2, 3, 50]}),
+        json!({"path": "/qty", "op": "in", "value": []}),
+        json!({"path": "/placed_at", "op": "gte", "value": t}),
+        json!({"path": "/placed_at", "op": "lt", "value": "2026-01-20T00:00:00Z"}),
+        json!({"path": "/placed_at", "op": "eq", "value": "2026-01-01T10:00:00+10:00"}),
+        json!({"path": "/tags", "op": "contains", "value": "red"}),
+        json!({"path": "/note", "op": "contains", "value": "bb"}),
+        json!({"path": "/note", "op": "starts_with", "value": "b"}),
+        json!({"path": "/note", "op": "exists"}),
+        json!({"not": {"path": "/note", "op": "exists"}}),
+        json!({"path": "/note", "op": "ne", "value": "alpha beta"}),
+        json!({"not": {"path": "/note", "op": "eq", "value": "alpha beta"}}),
+        json!({"path": "/extra/level", "op": "gte", "value": 3}),
+        json!({"path": "/owner", "op": "eq", "value": person}),
+        json!({"path": "/sku", "op": "eq", "value": "sku00042"}),
+        json!({"and": [{"path": "/status", "op": "eq", "value": "open"},
+                       {"path": "/price", "op": "gt", "value": 100}]}),
+        json!({"or": [{"path": "/qty", "op": "lt", "value": 10},
+                      {"path": "/tags", "op": "contains", "value": "big"}]}),
+        json!({"not": {"or": [{"path": "/status", "op": "eq", "value": "hold"},
+                              {"path": "/price", "op": "lt", "value": 50}]}}),
+        json!({"and": []}),
+        json!({"or": []}),
+    ];
+    let orders = [
+        Value::Null,
+        json!([{"path": "/price", "direction": "desc"}]),
+        json!([{"path": "/placed_at"}]),
+        json!([{"path": "/note"}, {"path": "/price", "direction": "desc"}]),
+        json!([{"path": "/note", "direction": "desc"}, {"field": "entity_id", "direction": "desc"}]),
+        json!([{"field": "created_at", "direction": "desc"}, {"path": "/qty"}]),
+        json!([{"field": "entity_version", "direction": "desc"}]),
+    ];
+    let mut checked = 0;
+    for (i, filter) in filters.iter().enumerate() {
+        for order in [&orders[i % orders.len()], &orders[(i + 3) % orders.len()]] {
+            let mut body = json!({"filter": filter});
+            if !order.is_null() {
+                body["order"] = order.clone();
+            }
+            let want = expected(&live, &body);
+            let got = ids(&items.all(body.clone()).await);
+            assert_eq!(got.len(), want.len(), "{body}");
+            assert!(got == want, "order differs for {body}");
+            checked += want.len();
+        }
+    }
+    assert!(checked > 10 * ITEMS, "the queries covered {checked} rows");
+}
+
+#[tokio::test]
+async fn pages_neither_skip_nor_repeat_while_writers_work() {
+    let mut items = Items::new(600).await;
+    let before = items.live().await;
+    let stable: HashSet<Uuid> = ids(&before).into_iter().collect();
+    let mut rng = StdRng::seed_from_u64(7);
+    let body = json!({"order": [{"path": "/price"}], "limit": 20});
+    let mut query: Query = serde_json::from_value(body).unwrap();
+    let mut seen: HashMap<Uuid, usize> = HashMap::new();
+    loop {
+        let page = items.f.service.query(&items.item, &query).await.unwrap();
+        for entity in &page.items {
+            *seen.entry(entity.entity_id).or_default() += 1;
+        }
+        // Between pages: new versions of entities on both sides of the cursor (their sort key
+        // kept), and new entities.
+        let mut uow = items.f.service.begin("writer").await.unwrap();
+        for entity in before.choose_multiple(&mut rng, 5) {
+            let current = items
+                .f
+                .service
+                .get(&items.item, entity.entity_id)
+                .await
+                .unwrap();
+            let mut payload = current.payload;
+            payload["qty"] = json!(rng.random_range(0..100));
+            items.update(&mut uow, entity.entity_id, payload).await;
+        }
+        uow.commit().await.unwrap();
+        items.create(2).await;
+        match page.next_cursor {
+            Some(cursor) => query.cursor = Some(cursor),
+            None => break,
+        }
+    }
+    for entity in &stable {
+        assert_eq!(
+            seen.get(entity),
+            Some(&1),
+            "entity {entity} seen {:?} times",
+            seen.get(entity)
+        );
+    }
+    assert!(seen.values().all(|&n| n == 1), "no entity repeated");
+}
+
+#[tokio::test]
+async fn as_of_queries_see_the_whole_type_as_it_was() {
+    let items = Items::new(400).await;
+    let then = items.live().await;
+    let t0 = items
+        .f
+        .admin()
+        .await
+        .query_one("SELECT max(created_at) FROM orders.item", &[])
+        .await
+        .unwrap()
+        .get::<_, DateTime<Utc>>(0);
+    let mut uow = items.f.service.begin("editor").await.unwrap();
+    for (n, entity) in then.iter().step_by(3).enumerate() {
+        if n % 4 == 0 {
+            uow.delete(&items.item, entity.entity_id, None)
+                .await
+                .unwrap();
+        } else {
+            let mut payload = entity.payload.clone();
+            payload["price"] = json!(999.99);
+            payload["status"] = json!("hold");
+            uow.update(
+                &items.item,
+                entity.entity_id,
+                payload,
+                WriteOptions::default(),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    uow.commit().await.unwrap();
+
+    let body = json!({
+        "filter": {"path": "/status", "op": "ne", "value": "hold"},
+        "order": [{"path": "/price", "direction": "desc"}],
+        "as_of": t0,
+    });
+    let got = items.all(body.clone()).await;
+    assert_eq!(ids(&got), expected(&then, &body));
+    assert!(got.iter().all(|e| e.created_at <= t0));
+    // Today's answer differs: the updates and deletes happened after t0.
+    let mut today = body.clone();
+    today.as_object_mut().unwrap().remove("as_of");
+    let now = items.live().await;
+    assert_eq!(ids(&items.all(today.clone()).await), expected(&now, &today));
+    assert_ne!(expected(&now, &today), expected(&then, &body));
+
+    // Before anything was written, the type was empty.
+    let before = json!({"as_of": "2000-01-01T00:00:00Z"});
+    assert!(items.all(before).await.is_empty());
+}
+
+#[tokio::test]
+async fn ids_fetch_many_and_include_deleted_shows_the_deleted() {
+    let items = Items::new(50).await;
+    let live = items.live().await;
+    let (gone, kept) = (live[0].entity_id, live[1].entity_id);
+    let mut uow = items.f.service.begin("editor").await.unwrap();
+    uow.delete(&items.item, gone, None).await.unwrap();
+    uow.commit().await.unwrap();
+    let missing = Uuid::now_v7();
+    let page = items
+        .query(json!({"ids": [missing, kept, gone]}))
+        .await
+        .unwrap();
+    assert_eq!(ids(&page.items), [kept]);
+    let page = items
+        .query(json!({"ids": [missing, kept, gone], "include_deleted": true}))
+        .await
+        .unwrap();
+    let mut want = vec![kept, gone];
+    want.sort();
+    assert_eq!(ids(&page.items), want);
+    assert!(page.items.iter().any(|e| e.deleted_at.is_some()));
+}
+
+#[tokio::test]
+async fn bad_queries_are_refused_with_what_is_wrong() {
+    let items = Items::new(120).await;
+    let refused = async |body: Value| match items.query(body.clone()).await {
+        Err(Error::InvalidQuery { pointer, message }) => (pointer, message),
+        other => panic!("{body}: expected InvalidQuery, got {other:?}"),
+    };
+    let (pointer, message) =
+        refused(json!({"filter": {"path": "/colour", "op": "eq", "value": "red"}})).await;
+    assert!(pointer.starts_with("/filter"), "{pointer}");
+    assert!(message.contains("/colour"), "{message}");
+    let (_, message) =
+        refused(json!({"filter": {"path": "/price", "op": "gt", "value": "cheap"}})).await;
+    assert!(message.contains("/price"), "{message}");
+    refused(json!({"filter": {"path": "/placed_at", "op": "gt", "value": "yesterday"}})).await;
+    refused(json!({"filter": {"path": "/note", "op": "eq", "value": "nul\u{0}"}})).await;
+    refused(json!({"limit": 1001})).await;
+
+    // A cursor works for its own query only, and only as issued.
+    let page = items.query(json!({"limit": 10})).await.unwrap();
+    let cursor = page.next_cursor.unwrap();
+    let (pointer, _) = refused(json!({"limit": 10, "cursor": format!("{cursor}x")})).await;
+    assert_eq!(pointer, "/cursor");
+    let (pointer, _) = refused(json!({
+        "limit": 10, "cursor": cursor,
+        "order": [{"path": "/price"}]
+    }))
+    .await;
+    assert_eq!(pointer, "/cursor");
+    // An open object accepts paths its schema does not declare.
+    items
+        .query(json!({"filter": {"path": "/extra/anything", "op": "exists"}}))
+        .await
+        .unwrap();
+}
+
+/// The plan PostgreSQL chooses for a query, as the service would run it.
+async fn plan(items: &Items, body: Value) -> String {
+    let query: Query = serde_json::from_value(body).unwrap();
+    let compiled = vellum::query::compile(
+        &query,
+        &vellum::query::QueryContext {
+            table: "\"orders\".\"item\"",
+            columns: "e.entity_id",
+            definition: &item_schema(),
+            cursor_key: &[0; 32],
+        },
+    )
+    .unwrap();
+    let admin = items.f.admin().await;
+    admin
+        .batch_execute("ANALYZE orders.item; SET plan_cache_mode = force_custom_plan")
+        .await
+        .unwrap();
+    let values = vellum::query::bind_params(&compiled.params);
+    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        values.iter().map(|v| v.as_ref() as _).collect();
+    admin
+        .query(&format!("EXPLAIN {}", compiled.sql), &params)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn indexed_paths_and_reference_lookups_use_their_indexes() {
+    let items = Items::new(ITEMS).await;
+    for (body, what) in [
+        (
+            json!({"filter": {"path": "/sku", "op": "eq", "value": "sku01234"}}),
+            "unique path",
+        ),
+        (
+            json!({"filter": {"path": "/owner", "op": "eq", "value": items.people[0]}}),
+            "reference",
+        ),
+        (
+            json!({"filter": {"path": "/placed_at", "op": "lt", "value": "2026-01-01T06:00:00Z"}}),
+            "date-time range",
+        ),
+        (
+            json!({"filter": {"path": "/price", "op": "gt", "value": 990}, "order": [{"path": "/price"}]}),
+            "number range",
+        ),
+    ] {
+        let plan = plan(&items, body).await;
+        assert!(
+            plan.contains("Index Scan using vx_") || plan.contains("Bitmap Index Scan on vx_"),
+            "{what}: the plan uses no path index:\n{plan}"
+        );
+    }
+    // A path without an index is a scan of the table.
+    let plan = plan(
+        &items,
+        json!({"filter": {"path": "/qty", "op": "eq", "value": 3}}),
+    )
+    .await;
+    assert!(!plan.contains("vx_"), "{plan}");
+}
