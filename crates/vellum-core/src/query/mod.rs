@@ -176,6 +176,8 @@ mod tests_cursor;
 #[cfg(test)]
 mod tests_grammar;
 #[cfg(test)]
+mod tests_path;
+#[cfg(test)]
 mod tests_props;
 
 pub use compile::{CompiledQuery, QueryContext, RowKeys, SqlParam, compile};
