@@ -26,7 +26,7 @@ const MAX_IN_VALUES: usize = 1000;
 const MAX_ORDER_KEYS: usize = 16;
 
 /// What [`compile`] needs to know besides the query.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct QueryContext<'a> {
     /// The entity table, already quoted, e.g. `"shop"."orders"`; used as is.
     pub table: &'a str,
@@ -36,6 +36,16 @@ pub struct QueryContext<'a> {
     pub definition: &'a Value,
     /// The HMAC key that signs and verifies cursors.
     pub cursor_key: &'a [u8],
+}
+
+impl fmt::Debug for QueryContext<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueryContext")
+            .field("table", &self.table)
+            .field("columns", &self.columns)
+            .field("definition", &self.definition)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A bound parameter of a compiled query, with the PostgreSQL type its placeholder is cast to.
@@ -227,7 +237,6 @@ pub fn compile(query: &Query, ctx: &QueryContext<'_>) -> Result<CompiledQuery, Q
         ));
     }
     let keys = sort_keys(query, ctx.definition)?;
-    let fingerprint = fingerprint(query, ctx.table, &keys);
 
     let mut sql = Sql::default();
     let mut conditions = Vec::new();
@@ -274,6 +283,7 @@ pub fn compile(query: &Query, ctx: &QueryContext<'_>) -> Result<CompiledQuery, Q
         let rendered = compiler.filter(filter, "/filter", 1)?;
         conditions.push(format!("({rendered})"));
     }
+    let fingerprint = fingerprint(query, ctx.table, &keys);
     if let Some(token) = &query.cursor {
         let values = cursor::decode(ctx.cursor_key, &fingerprint, token, &keys)?;
         conditions.push(format!("({})", keyset(&mut sql, &keys, &values)));
@@ -361,7 +371,19 @@ fn fingerprint(query: &Query, table: &str, keys: &[SortKey]) -> [u8; 32] {
     part(table.as_bytes());
     part(&serde_json::to_vec(&query.filter).unwrap_or_default());
     part(&serde_json::to_vec(&query.order).unwrap_or_default());
-    part(format!("{keys:?}").as_bytes());
+    for key in keys {
+        let (tag, path) = match &key.expr {
+            KeyExpr::CreatedAt => ("created_at", None),
+            KeyExpr::UpdatedAt => ("updated_at", None),
+            KeyExpr::EntityId => ("entity_id", None),
+            KeyExpr::EntityVersion => ("entity_version", None),
+            KeyExpr::Json(path) => ("jsonb", Some(path)),
+            KeyExpr::DateTime(path) => ("timestamptz", Some(path)),
+        };
+        part(tag.as_bytes());
+        part(path.map(JsonPath::to_string).unwrap_or_default().as_bytes());
+        part(&[u8::from(key.direction == Direction::Desc)]);
+    }
     part(&serde_json::to_vec(&query.as_of).unwrap_or_default());
     part(&serde_json::to_vec(&query.ids).unwrap_or_default());
     part(&[u8::from(query.include_deleted)]);
