@@ -166,6 +166,8 @@ use uuid::Uuid;
 mod compile;
 mod cursor;
 mod filter;
+mod filter_sql;
+mod keyset;
 mod order;
 mod path;
 
@@ -179,6 +181,8 @@ mod tests_grammar;
 mod tests_path;
 #[cfg(test)]
 mod tests_props;
+#[cfg(test)]
+mod tests_statement;
 
 pub use compile::{CompiledQuery, QueryContext, RowKeys, SqlParam, compile};
 pub use filter::{Condition, Filter, Operator};
