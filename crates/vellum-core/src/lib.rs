@@ -24,8 +24,8 @@ pub use compat::{Change, ChangeClass, ChangeKind, Classification, CompatibilityM
 pub use error::{Error, Result};
 pub use names::{SchemaId, ServiceName};
 pub use query::{
-    CompiledQuery, Filter, JsonPath, OrderBy, OrderKey, Query, QueryContext, QueryError, SqlParam,
-    compile,
+    CompiledQuery, Condition, Direction, Filter, JsonPath, Operator, OrderBy, OrderKey, Query,
+    QueryContext, QueryError, RowKeys, SqlParam, ValueKind,
 };
 pub use schema::{CompiledSchema, Violation};
 pub use version::{Bump, Version};

@@ -16,7 +16,7 @@ use sha2::Sha256;
 use uuid::Uuid;
 
 use super::QueryError;
-use super::compile::{KeyExpr, SortKey};
+use super::keyset::{KeyExpr, SortKey};
 
 const FORMAT: u8 = 1;
 const FINGERPRINT_LEN: usize = 16;

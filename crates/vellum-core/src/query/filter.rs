@@ -150,8 +150,11 @@ impl Filter {
         Filter::Or(filters.into_iter().collect())
     }
 
-    /// The filter does not hold.
-    #[allow(clippy::should_implement_trait)]
+    /// The filter does not hold (also `!filter`).
+    #[expect(
+        clippy::should_implement_trait,
+        reason = "`std::ops::Not` is implemented too; this one reads like `Filter::and`"
+    )]
     pub fn not(filter: Filter) -> Filter {
         Filter::Not(Box::new(filter))
     }
@@ -210,7 +213,10 @@ impl Serialize for Condition {
 
 /// Every key a filter object may have; which combinations are valid is checked after.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a filter: {\"and\": [..]}, {\"or\": [..]}, {\"not\": ..} or {\"path\": .., \"op\": .., \"value\": ..}"
+)]
 struct RawFilter {
     and: Option<Vec<Filter>>,
     or: Option<Vec<Filter>>,

@@ -100,6 +100,8 @@
 //! - **`starts_with`**: a case-sensitive prefix test on a string path (on an untyped path, only
 //!   stored strings match).
 //! - **`exists`**: the path is present.
+//! - **`eq`/`ne`/`in` on arrays and objects** compare whole values (`jsonb` equality); on
+//!   booleans only these three apply.
 //! - **Order.** Order keys are paths or metadata fields. A path orders by `jsonb` order (null <
 //!   strings < numbers < booleans < arrays < objects, numbers numerically), a date-time path by
 //!   timestamp, `entity_version` by semantic version. Ascending puts documents missing the path
@@ -155,6 +157,31 @@
 //! `e.entity_id`, `string_to_array(e.entity_version, '.')::int[]`, `(e.payload #> $p::text[])` or,
 //! for date-time paths, `vellum.to_timestamptz(e.payload #>> $p::text[])`, followed by `ASC`
 //! or `DESC` (PostgreSQL's default null placement, so one btree index serves both directions).
+//!
+//! The keyset condition of a cursor expands lexicographically over the order keys (the last
+//! being the `entity_id` tiebreaker): `(k1 after c1) OR (k1 = c1 AND ((k2 after c2) OR ..))`,
+//! where "after" is `(k > $c OR k IS NULL)` ascending and `k < $c` descending, and, when the
+//! cursor row was missing the path of a key, `k IS NULL` for "equal", nothing ascending and
+//! `k IS NOT NULL` descending for "after" (constant-false branches are left out). Each
+//! fragment binds its own path and value parameters.
+//!
+//! The text depends only on the structure of the query: which nodes, operators, paths' kinds
+//! and order keys, whether a cursor key was missing, whether an `in` list is empty, whether an
+//! `eq`/`ne` value on a date-time path is `null`, and, on untyped paths only, the JSON type of
+//! the value of a range operator or `contains`.
+//!
+//! # What the caller provides
+//!
+//! - `vellum.to_timestamptz(text)`: an `IMMUTABLE` SQL function returning `timestamptz`, `NULL`
+//!   for `NULL`. [`CompiledQuery::cursor_after`] reads an unparsable date-time as a missing key,
+//!   so the function should also return `NULL` for text that is not a timestamp rather than
+//!   raise: documents written under an older schema version may hold anything at the path.
+//! - Parameters bind as: `Path` `Vec<String>` (`text[]`), `Json` `serde_json::Value` (`jsonb`; a
+//!   JSON `null` is the `jsonb` value `null`, never SQL NULL), `JsonArray` `Vec<Value>`
+//!   (`jsonb[]`), `Text` `String`, `Timestamp` `DateTime<Utc>`, `TimestampArray`
+//!   `Vec<DateTime<Utc>>`, `Uuid`, `UuidArray` `Vec<Uuid>`, `IntArray` `Vec<i32>` (`int4[]`),
+//!   `BigInt` `i64`.
+//! - `plan_cache_mode = force_custom_plan`, so expression indexes on paths are usable.
 
 use std::fmt;
 
@@ -166,6 +193,8 @@ use uuid::Uuid;
 mod compile;
 mod cursor;
 mod filter;
+mod filter_sql;
+mod keyset;
 mod order;
 mod path;
 
@@ -176,7 +205,11 @@ mod tests_cursor;
 #[cfg(test)]
 mod tests_grammar;
 #[cfg(test)]
+mod tests_path;
+#[cfg(test)]
 mod tests_props;
+#[cfg(test)]
+mod tests_statement;
 
 pub use compile::{CompiledQuery, QueryContext, RowKeys, SqlParam, compile};
 pub use filter::{Condition, Filter, Operator};

@@ -93,7 +93,10 @@ impl Serialize for OrderKey {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an order key: {\"path\": \"/a/b\", \"direction\": ..} or {\"field\": .., \"direction\": ..}"
+)]
 struct RawOrderKey {
     path: Option<JsonPath>,
     field: Option<Field>,

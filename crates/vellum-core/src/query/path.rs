@@ -308,8 +308,13 @@ impl<'s> Walk<'s> {
         found
     }
 
-    /// What an object or array schema says about its child `path[depth]`.
+    /// What an object or array schema says about its child `path[depth]`: a declared child
+    /// that says nothing more is untyped, not silent.
     fn child(&mut self, node: &'s Value, path: &[String], depth: usize) -> Found {
+        let declared = |found: Found| match found {
+            Found::Silent => Found::Kind(ValueKind::Any),
+            found => found,
+        };
         let segment = &path[depth];
         let types = declared_types(node);
         let may_be = |t: &str| types.as_ref().is_none_or(|types| types.contains(&t));
@@ -318,7 +323,7 @@ impl<'s> Walk<'s> {
         }
         if may_be("object") {
             if let Some(child) = node.get("properties").and_then(|p| p.get(segment)) {
-                return self.node(child, path, depth + 1, 0);
+                return declared(self.node(child, path, depth + 1, 0));
             }
             let patterns: Vec<Found> = node
                 .get("patternProperties")
@@ -329,10 +334,10 @@ impl<'s> Walk<'s> {
                 .map(|(_, child)| self.node(child, path, depth + 1, 0))
                 .collect();
             if !patterns.is_empty() {
-                return conjunction(&patterns);
+                return declared(conjunction(&patterns));
             }
             if let Some(additional) = node.get("additionalProperties") {
-                return self.node(additional, path, depth + 1, 0);
+                return declared(self.node(additional, path, depth + 1, 0));
             }
         }
         if may_be("array") && segment.bytes().all(|b| b.is_ascii_digit()) && !segment.is_empty() {
@@ -341,7 +346,7 @@ impl<'s> Walk<'s> {
                 .ok()
                 .and_then(|i| node.get("prefixItems")?.get(i));
             if let Some(item) = prefix.or_else(|| node.get("items")) {
-                return self.node(item, path, depth + 1, 0);
+                return declared(self.node(item, path, depth + 1, 0));
             }
             return Found::Silent;
         }

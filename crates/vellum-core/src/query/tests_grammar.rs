@@ -134,6 +134,11 @@ fn unknown_fields_and_mixed_shapes_are_refused() {
     assert_refused(json!({"filter": {"not": {"and": []}, "path": "/a"}}), shape);
     assert_refused(json!({"filter": {"and": {}}}), "invalid type");
     assert_refused(
+        json!({"filter": 5}),
+        "invalid type: integer `5`, expected a filter: {\"and\": [..]}",
+    );
+    assert_refused(json!({"order": ["created_at"]}), "expected an order key");
+    assert_refused(
         json!({"order": [{"field": "created_at", "dir": "asc"}]}),
         "unknown field `dir`",
     );

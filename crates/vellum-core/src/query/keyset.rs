@@ -1,0 +1,134 @@
+//! Sort keys, and the keyset condition that continues after a row.
+
+use serde_json::Value;
+
+use super::SqlParam;
+use super::compile::{RowKeys, Sql, parse_timestamp, timestamp_at};
+use super::cursor::KeyValue;
+use super::order::Direction;
+use super::path::JsonPath;
+
+/// A resolved order key.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SortKey {
+    pub(crate) expr: KeyExpr,
+    pub(crate) direction: Direction,
+}
+
+/// What a sort key sorts by, and so the SQL type of its values.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum KeyExpr {
+    CreatedAt,
+    UpdatedAt,
+    EntityId,
+    EntityVersion,
+    /// A path in `jsonb` order.
+    Json(JsonPath),
+    /// A date-time path, in timestamp order.
+    DateTime(JsonPath),
+}
+
+impl SortKey {
+    pub(super) fn value_of(&self, row: &RowKeys<'_>) -> KeyValue {
+        match &self.expr {
+            KeyExpr::CreatedAt => KeyValue::Timestamp(row.created_at),
+            KeyExpr::UpdatedAt => KeyValue::Timestamp(row.updated_at),
+            KeyExpr::EntityId => KeyValue::Uuid(row.entity_id),
+            KeyExpr::EntityVersion => {
+                let component = |c: u32| i32::try_from(c).unwrap_or(i32::MAX);
+                let v = row.entity_version;
+                KeyValue::Version(vec![
+                    component(v.major),
+                    component(v.minor),
+                    component(v.patch),
+                ])
+            }
+            KeyExpr::Json(path) => path
+                .lookup(row.payload)
+                .map_or(KeyValue::Null, |value| KeyValue::Json(value.clone())),
+            KeyExpr::DateTime(path) => path
+                .lookup(row.payload)
+                .and_then(Value::as_str)
+                .and_then(parse_timestamp)
+                .map_or(KeyValue::Null, KeyValue::Timestamp),
+        }
+    }
+}
+
+/// The SQL expression of a sort key, binding its path if it has one.
+pub(super) fn key_sql(sql: &mut Sql, expr: &KeyExpr) -> String {
+    match expr {
+        KeyExpr::CreatedAt => "e.created_at".to_owned(),
+        KeyExpr::UpdatedAt => "e.updated_at".to_owned(),
+        KeyExpr::EntityId => "e.entity_id".to_owned(),
+        KeyExpr::EntityVersion => "string_to_array(e.entity_version, '.')::int[]".to_owned(),
+        KeyExpr::Json(path) => sql.json_at(path).0,
+        KeyExpr::DateTime(path) => {
+            let p = sql.bind(SqlParam::Path(path.segments().to_vec()));
+            timestamp_at(&p)
+        }
+    }
+}
+
+/// A cursor value as a cast placeholder.
+fn key_param(sql: &mut Sql, value: &KeyValue) -> String {
+    let (param, cast) = match value {
+        KeyValue::Json(value) => (SqlParam::Json(value.clone()), "jsonb"),
+        KeyValue::Timestamp(t) => (SqlParam::Timestamp(*t), "timestamptz"),
+        KeyValue::Uuid(id) => (SqlParam::Uuid(*id), "uuid"),
+        KeyValue::Version(v) => (SqlParam::IntArray(v.clone()), "int[]"),
+        KeyValue::Null => unreachable!("null cursor values are rendered as IS [NOT] NULL"),
+    };
+    format!("{}::{cast}", sql.bind(param))
+}
+
+/// The keyset condition "after the row with these key values": the lexicographic expansion
+/// `after1 OR (equal1 AND (after2 OR (equal2 AND ..)))`, with constant-false branches left out.
+pub(super) fn keyset(sql: &mut Sql, keys: &[SortKey], values: &[KeyValue]) -> String {
+    fn after(sql: &mut Sql, key: &SortKey, value: &KeyValue) -> Option<String> {
+        match (key.direction, value) {
+            (Direction::Asc, KeyValue::Null) => None,
+            (Direction::Desc, KeyValue::Null) => {
+                Some(format!("{} IS NOT NULL", key_sql(sql, &key.expr)))
+            }
+            (Direction::Asc, value) if is_nullable(&key.expr) => {
+                let k = key_sql(sql, &key.expr);
+                Some(format!("({k} > {} OR {k} IS NULL)", key_param(sql, value)))
+            }
+            (Direction::Asc, value) => {
+                let k = key_sql(sql, &key.expr);
+                Some(format!("{k} > {}", key_param(sql, value)))
+            }
+            (Direction::Desc, value) => {
+                let k = key_sql(sql, &key.expr);
+                Some(format!("{k} < {}", key_param(sql, value)))
+            }
+        }
+    }
+    fn equal(sql: &mut Sql, key: &SortKey, value: &KeyValue) -> String {
+        let k = key_sql(sql, &key.expr);
+        match value {
+            KeyValue::Null => format!("{k} IS NULL"),
+            value => format!("{k} = {}", key_param(sql, value)),
+        }
+    }
+    fn from(sql: &mut Sql, keys: &[SortKey], values: &[KeyValue]) -> Option<String> {
+        let (key, value) = (&keys[0], &values[0]);
+        let first = after(sql, key, value);
+        if keys.len() == 1 {
+            return first;
+        }
+        let eq = equal(sql, key, value);
+        match (first, from(sql, &keys[1..], &values[1..])) {
+            (first, None) => first,
+            (None, Some(rest)) => Some(format!("{eq} AND ({rest})")),
+            (Some(first), Some(rest)) => Some(format!("{first} OR ({eq} AND ({rest}))")),
+        }
+    }
+    from(sql, keys, values).unwrap_or_else(|| "false".to_owned())
+}
+
+/// Metadata keys are never NULL; path keys are NULL where the path is missing.
+fn is_nullable(expr: &KeyExpr) -> bool {
+    matches!(expr, KeyExpr::Json(_) | KeyExpr::DateTime(_))
+}

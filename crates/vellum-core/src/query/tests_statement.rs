@@ -1,0 +1,248 @@
+//! Compiler tests: the exact statement for ids, deletion, as-of reads, order keys and keysets.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::tests::{COLUMNS, TABLE, at, jsonb, path, run};
+use super::*;
+use crate::Version;
+
+#[test]
+fn ids_include_deleted_and_filter_combine_in_order() {
+    let ids = vec![Uuid::from_u128(1), Uuid::from_u128(2)];
+    let compiled = run(json!({
+        "ids": ids,
+        "include_deleted": true,
+        "filter": {"path": "/total", "op": "exists"},
+        "limit": 2
+    }))
+    .unwrap();
+    assert_eq!(
+        compiled.sql,
+        format!(
+            "SELECT {COLUMNS} FROM {TABLE} e WHERE e.is_active AND e.entity_id = ANY($1::uuid[]) \
+             AND ((e.payload #> $2::text[]) IS NOT NULL) ORDER BY e.entity_id ASC LIMIT $3"
+        )
+    );
+    assert_eq!(
+        compiled.params,
+        [
+            SqlParam::UuidArray(ids),
+            path(&["total"]),
+            SqlParam::BigInt(3)
+        ]
+    );
+}
+
+#[test]
+fn as_of_reads_the_latest_version_at_that_time() {
+    let t = at("2024-05-01T12:00:00Z");
+    let ids = vec![Uuid::from_u128(7)];
+    let compiled = run(json!({
+        "as_of": "2024-05-01T12:00:00Z",
+        "ids": ids,
+        "filter": {"path": "/status", "op": "eq", "value": "paid"}
+    }))
+    .unwrap();
+    assert_eq!(
+        compiled.sql,
+        format!(
+            "SELECT {COLUMNS} FROM (SELECT DISTINCT ON (e.entity_id) e.* FROM {TABLE} e \
+             WHERE e.created_at <= $1::timestamptz AND e.entity_id = ANY($2::uuid[]) \
+             ORDER BY e.entity_id, e.created_at DESC, e.revision DESC) e \
+             WHERE (e.deleted_at IS NULL OR e.deleted_at > $1::timestamptz) \
+             AND ((e.payload #> $3::text[]) = $4::jsonb) ORDER BY e.entity_id ASC LIMIT $5"
+        )
+    );
+    assert_eq!(
+        compiled.params,
+        [
+            SqlParam::Timestamp(t),
+            SqlParam::UuidArray(ids),
+            path(&["status"]),
+            jsonb(json!("paid")),
+            SqlParam::BigInt(51)
+        ]
+    );
+    assert_eq!(compiled.as_of(), Some(t));
+
+    let compiled = run(json!({"as_of": "2024-05-01T12:00:00Z", "include_deleted": true})).unwrap();
+    assert_eq!(
+        compiled.sql,
+        format!(
+            "SELECT {COLUMNS} FROM (SELECT DISTINCT ON (e.entity_id) e.* FROM {TABLE} e \
+             WHERE e.created_at <= $1::timestamptz \
+             ORDER BY e.entity_id, e.created_at DESC, e.revision DESC) e \
+             ORDER BY e.entity_id ASC LIMIT $2"
+        )
+    );
+}
+
+#[test]
+fn order_keys_render_with_direction_and_the_entity_id_tiebreaker() {
+    let compiled = run(json!({"order": [
+        {"path": "/total", "direction": "desc"},
+        {"path": "/placed_at"},
+        {"field": "created_at", "direction": "desc"},
+        {"field": "updated_at", "direction": "asc"},
+        {"field": "entity_version", "direction": "desc"}
+    ]}))
+    .unwrap();
+    assert_eq!(
+        compiled.sql,
+        format!(
+            "SELECT {COLUMNS} FROM {TABLE} e WHERE e.is_active AND e.deleted_at IS NULL ORDER BY \
+             (e.payload #> $1::text[]) DESC, vellum.to_timestamptz(e.payload #>> $2::text[]) ASC, \
+             e.created_at DESC, e.updated_at ASC, string_to_array(e.entity_version, '.')::int[] DESC, \
+             e.entity_id ASC LIMIT $3"
+        )
+    );
+    assert_eq!(
+        compiled.params,
+        [path(&["total"]), path(&["placed_at"]), SqlParam::BigInt(51)]
+    );
+}
+
+#[test]
+fn an_order_ending_with_entity_id_keeps_its_direction() {
+    let compiled = run(json!({"order": [{"field": "entity_id", "direction": "desc"}]})).unwrap();
+    assert!(
+        compiled.sql.ends_with("ORDER BY e.entity_id DESC LIMIT $1"),
+        "{}",
+        compiled.sql
+    );
+}
+
+fn row_cursor(compiled: &CompiledQuery, payload: &Value) -> String {
+    compiled.cursor_after(RowKeys {
+        entity_id: Uuid::from_u128(42),
+        created_at: at("2024-01-02T03:04:05.123456Z"),
+        updated_at: at("2024-01-02T03:04:05.123456Z"),
+        entity_version: &Version::new(1, 2, 3),
+        payload,
+    })
+}
+
+#[test]
+fn a_cursor_continues_after_the_last_row_with_non_null_keys() {
+    let body = json!({"order": [
+        {"path": "/total", "direction": "asc"},
+        {"field": "created_at", "direction": "desc"}
+    ], "limit": 10});
+    let first = run(body.clone()).unwrap();
+    let cursor = row_cursor(&first, &json!({"total": 9.5}));
+    let mut next = body;
+    next["cursor"] = json!(cursor);
+    let compiled = run(next).unwrap();
+    let k1 = |p: usize| format!("(e.payload #> ${p}::text[])");
+    assert_eq!(
+        compiled.sql,
+        format!(
+            "SELECT {COLUMNS} FROM {TABLE} e WHERE e.is_active AND e.deleted_at IS NULL AND \
+             (({k} > $2::jsonb OR {k} IS NULL) OR ({e} = $4::jsonb AND (e.created_at < $5::timestamptz \
+             OR (e.created_at = $6::timestamptz AND (e.entity_id > $7::uuid))))) \
+             ORDER BY {o} ASC, e.created_at DESC, e.entity_id ASC LIMIT $9",
+            k = k1(1),
+            e = k1(3),
+            o = k1(8),
+        )
+    );
+    let created = SqlParam::Timestamp(at("2024-01-02T03:04:05.123456Z"));
+    assert_eq!(
+        compiled.params,
+        [
+            path(&["total"]),
+            jsonb(json!(9.5)),
+            path(&["total"]),
+            jsonb(json!(9.5)),
+            created.clone(),
+            created,
+            SqlParam::Uuid(Uuid::from_u128(42)),
+            path(&["total"]),
+            SqlParam::BigInt(11),
+        ]
+    );
+}
+
+#[test]
+fn a_cursor_on_a_missing_path_uses_is_null_tests() {
+    for (direction, expected) in [
+        // Ascending, missing paths come last: after a missing one only missing ones with a
+        // greater id remain.
+        (
+            "asc",
+            "((e.payload #> $1::text[]) IS NULL AND (e.entity_id > $2::uuid))",
+        ),
+        // Descending, missing paths come first: every present one follows.
+        (
+            "desc",
+            "((e.payload #> $1::text[]) IS NOT NULL OR ((e.payload #> $2::text[]) IS NULL AND (e.entity_id > $3::uuid)))",
+        ),
+    ] {
+        let body = json!({"order": [{"path": "/meta/rank", "direction": direction}]});
+        let cursor = row_cursor(&run(body.clone()).unwrap(), &json!({"meta": {}}));
+        let mut next = body;
+        next["cursor"] = json!(cursor);
+        let compiled = run(next).unwrap();
+        assert!(
+            compiled
+                .sql
+                .contains(&format!("e.deleted_at IS NULL AND {expected} ORDER BY")),
+            "{direction}: {}",
+            compiled.sql
+        );
+    }
+}
+
+#[test]
+fn cursor_keys_of_versions_and_date_time_paths_are_typed() {
+    let body = json!({"order": [{"path": "/placed_at", "direction": "desc"}, {"field": "entity_version"}]});
+    let cursor = row_cursor(
+        &run(body.clone()).unwrap(),
+        &json!({"placed_at": "2024-01-01T00:00:00Z"}),
+    );
+    let mut next = body;
+    next["cursor"] = json!(cursor);
+    let compiled = run(next).unwrap();
+    assert_eq!(
+        &compiled.params[..4],
+        [
+            path(&["placed_at"]),
+            SqlParam::Timestamp(at("2024-01-01T00:00:00Z")),
+            path(&["placed_at"]),
+            SqlParam::Timestamp(at("2024-01-01T00:00:00Z")),
+        ]
+    );
+    assert!(compiled.params.contains(&SqlParam::IntArray(vec![1, 2, 3])));
+    assert!(
+        compiled
+            .sql
+            .contains("string_to_array(e.entity_version, '.')::int[] > $5::int[]"),
+        "{}",
+        compiled.sql
+    );
+}
+
+#[test]
+fn the_same_structure_gives_the_same_text() {
+    let a = run(json!({"filter": {"path": "/status", "op": "eq", "value": "open"}})).unwrap();
+    let b = run(json!({"filter": {"path": "/status", "op": "eq", "value": "paid"}})).unwrap();
+    assert_eq!(a.sql, b.sql);
+    assert_ne!(a.params, b.params);
+}
+
+#[test]
+fn query_errors_display_their_pointer() {
+    let error = QueryError::new("/limit", "limit must be between 1 and 1000, got 0");
+    assert_eq!(
+        error.to_string(),
+        r#"at "/limit": limit must be between 1 and 1000, got 0"#
+    );
+    assert_eq!(QueryError::new("", "bad").to_string(), "bad");
+}
+
+#[test]
+fn debug_output_does_not_show_the_cursor_key() {
+    let compiled = run(json!({})).unwrap();
+    assert!(!format!("{compiled:?}").contains("cursor key"));
+}
