@@ -2,8 +2,11 @@
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
-use utoipa::ToSchema;
+use serde_json::{Value, json};
+use utoipa::{
+    ToSchema,
+    openapi::{RefOr, schema::Schema},
+};
 use uuid::Uuid;
 use vellum::{Page, SchemaId, Scope, ServiceName, query::Query};
 
@@ -36,11 +39,10 @@ use crate::{
 )]
 pub(crate) struct QueryBody {
     /// The filter tree (see above).
-    #[schema(value_type = Object)]
-    filter: Option<Value>,
-    /// Sort keys, most significant first.
-    #[schema(value_type = Vec<Object>)]
-    order: Option<Vec<Value>>,
+    filter: Option<FilterDoc>,
+    /// Sort keys, most significant first (at most 16).
+    #[schema(max_items = 16, required = false)]
+    order: Vec<OrderKeyDoc>,
     /// Page size: 1 to 1000, default 50.
     #[schema(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
@@ -52,7 +54,93 @@ pub(crate) struct QueryBody {
     #[schema(max_items = 1000)]
     ids: Option<Vec<Uuid>>,
     /// Include soft-deleted entities.
-    include_deleted: Option<bool>,
+    #[schema(required = false, default = false)]
+    include_deleted: bool,
+}
+
+/// The JSON Schema of the filter grammar, as `#/components/schemas/Filter` (it refers to itself).
+/// Documentation only: the handler parses `vellum::query::Filter`, which also enforces what a
+/// schema cannot say (nesting and size limits, NUL characters, paths and types checked against
+/// the entity type's schema).
+pub(crate) struct FilterDoc;
+
+/// A JSON Pointer with at least one segment (RFC 6901).
+const POINTER: &str = "^(/([^~/]|~[01])*)+$";
+
+impl utoipa::PartialSchema for FilterDoc {
+    fn schema() -> RefOr<Schema> {
+        let filter = json!({"$ref": "#/components/schemas/Filter"});
+        let path = json!({"type": "string", "pattern": POINTER});
+        let condition = |ops: Value, value: Option<Value>| {
+            let mut properties = json!({"path": path, "op": {"type": "string", "enum": ops}});
+            let mut required = vec!["path", "op"];
+            if let Some(value) = value {
+                properties["value"] = value;
+                required.push("value");
+            }
+            json!({"type": "object", "properties": properties, "required": required,
+                   "additionalProperties": false})
+        };
+        let one = |key: &str, schema: Value| {
+            json!({"type": "object", "properties": {key: schema}, "required": [key],
+                   "additionalProperties": false})
+        };
+        let list = json!({"type": "array", "items": filter});
+        let any =
+            json!({"type": ["string", "number", "integer", "boolean", "array", "object", "null"]});
+        schema(json!({
+            "description": "A filter: and, or, not, or one condition on a JSON Pointer path.",
+            "oneOf": [
+                one("and", list.clone()),
+                one("or", list),
+                one("not", filter),
+                condition(json!(["eq", "ne", "lt", "lte", "gt", "gte", "contains"]), Some(any)),
+                condition(json!(["in"]), Some(json!({"type": "array", "maxItems": 1000}))),
+                condition(json!(["starts_with"]), Some(json!({"type": "string"}))),
+                condition(json!(["exists"]), None),
+            ]
+        }))
+    }
+}
+
+impl ToSchema for FilterDoc {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Filter".into()
+    }
+}
+
+/// The JSON Schema of one order key.
+pub(crate) struct OrderKeyDoc;
+
+impl utoipa::PartialSchema for OrderKeyDoc {
+    fn schema() -> RefOr<Schema> {
+        let direction = json!({"type": "string", "enum": ["asc", "desc"], "default": "asc"});
+        let key = |name: &str, schema: Value| {
+            json!({"type": "object", "properties": {name: schema, "direction": direction},
+                   "required": [name], "additionalProperties": false})
+        };
+        schema(json!({
+            "description": "A sort key: a payload path or a metadata field.",
+            "oneOf": [
+                key("path", json!({"type": "string", "pattern": POINTER})),
+                key(
+                    "field",
+                    json!({"type": "string",
+                           "enum": ["created_at", "updated_at", "entity_id", "entity_version"]}),
+                ),
+            ]
+        }))
+    }
+}
+
+impl ToSchema for OrderKeyDoc {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "OrderKey".into()
+    }
+}
+
+fn schema(value: Value) -> RefOr<Schema> {
+    RefOr::T(serde_json::from_value(value).expect("the grammar's schema is a valid Schema object"))
 }
 
 /// Query the entities of one type: filter, order, keyset pagination, bulk fetch by id, and

@@ -611,3 +611,40 @@ async fn indexed_paths_and_reference_lookups_use_their_indexes() {
     .await;
     assert!(!plan.contains("vx_"), "{plan}");
 }
+
+#[tokio::test]
+async fn date_time_paths_tolerate_documents_of_older_versions() {
+    let f = Fixture::empty().await;
+    let registry = f.service.schemas();
+    let schema = |at: Value| json!({"type": "object", "properties": {"at": at}});
+    registry
+        .register(
+            &id("event"),
+            v("1.0.0"),
+            schema(json!({"type": "string"})),
+            false,
+        )
+        .await
+        .unwrap();
+    let mut uow = f.service.begin("loader").await.unwrap();
+    for at in ["soon", "2026-02-30T00:00:00", "2026-03-01T00:00:00Z"] {
+        uow.create(&id("event"), json!({"at": at}), WriteOptions::default())
+            .await
+            .unwrap();
+    }
+    uow.commit().await.unwrap();
+    // A new major version types the path as a date-time and indexes it: the index is built
+    // over the old documents too.
+    let typed = json!({"type": "string", "format": "date-time", "x-vellum-index": true});
+    registry
+        .register(&id("event"), v("2.0.0"), schema(typed), true)
+        .await
+        .unwrap();
+    let query: Query = serde_json::from_value(
+        json!({"filter": {"path": "/at", "op": "gt", "value": "2000-01-01T00:00:00Z"}}),
+    )
+    .unwrap();
+    let page = f.service.query(&id("event"), &query).await.unwrap();
+    let found: Vec<&Value> = page.items.iter().map(|e| &e.payload["at"]).collect();
+    assert_eq!(found, [&json!("2026-03-01T00:00:00Z")]);
+}
