@@ -19,7 +19,7 @@ use crate::{
     Error, Result,
     document::{Documents, SCHEMA_ID, SCHEMA_VERSION},
     driver::Client,
-    fixture::{Read, ReadSet},
+    fixture::{QUERY_PAGE, Read, ReadSet, check_page, pick},
 };
 
 /// Who the baseline records as the actor of its units of work.
@@ -45,6 +45,7 @@ struct Statements {
     by_version: String,
     as_of: String,
     many: String,
+    query: String,
     load_history: String,
 }
 
@@ -95,6 +96,14 @@ impl Raw {
                 many: format!(
                     "SELECT {COLUMNS} FROM {table} e
                      WHERE e.entity_id = ANY($1) AND e.is_active AND e.deleted_at IS NULL"
+                ),
+                // What a hand-written service would send for the `query` workload: the path as
+                // a literal, on the index vellum built for `x-vellum-index`.
+                query: format!(
+                    "SELECT {COLUMNS} FROM {table} e
+                     WHERE e.is_active AND e.deleted_at IS NULL
+                       AND (e.payload #> '{{totals,gross}}') >= $1
+                     ORDER BY (e.payload #> '{{totals,gross}}'), e.entity_id LIMIT {QUERY_PAGE}"
                 ),
                 // One statement writes a whole history: `depth` units of work 1 ms apart, and
                 // one version per unit of work, each superseded by the next.
@@ -239,6 +248,27 @@ impl Raw {
             .map(RawEntity::from_row)
             .collect::<Result<Vec<_>>>()?;
         read.check(found.len())
+    }
+}
+
+/// The baseline of `query`: one page of the range on `/totals/gross` from a threshold.
+pub(crate) struct RawQuery {
+    pub(crate) raw: Raw,
+    pub(crate) thresholds: Arc<Vec<f64>>,
+    pub(crate) rng: StdRng,
+}
+
+impl Client for RawQuery {
+    async fn op(&mut self) -> Result<()> {
+        let threshold = Value::from(pick(&self.thresholds, &mut self.rng));
+        let client = self.raw.client().await?;
+        let stmt = client.prepare_cached(&self.raw.sql.query).await?;
+        let rows = client.query(&stmt, &[&threshold]).await?;
+        let found = rows
+            .iter()
+            .map(RawEntity::from_row)
+            .collect::<Result<Vec<_>>>()?;
+        check_page(found.len())
     }
 }
 

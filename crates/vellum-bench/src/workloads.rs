@@ -4,14 +4,17 @@ use std::sync::Arc;
 
 use rand::{SeedableRng, rngs::StdRng};
 use uuid::Uuid;
-use vellum::{SchemaId, Service, Version, WriteOptions};
+use vellum::{
+    SchemaId, Service, Version, WriteOptions,
+    query::{Filter, OrderBy, OrderKey, Query},
+};
 
 use crate::{
     Error, Options, Result, Workload,
-    baseline::{RawCreate, RawRead, RawUpdate},
+    baseline::{RawCreate, RawQuery, RawRead, RawUpdate},
     document::{Documents, SEED},
     driver::{Client, Comparison, compare},
-    fixture::{Fixture, Read, ReadSet},
+    fixture::{Fixture, QUERY_PAGE, Read, ReadSet, check_page, pick, query_thresholds},
     http::{HttpCreate, HttpGet},
 };
 
@@ -83,6 +86,21 @@ pub(crate) async fn run(
             });
             let library = (0..clients).map(|i| reads(Read::Latest, &set, i));
             compare(http.collect(), library.collect(), options).await
+        }
+        Workload::Query => {
+            let thresholds = Arc::new(query_thresholds(&fixture.documents));
+            let vellum = (0..clients).map(|i| VellumQuery {
+                service: fixture.service.clone(),
+                schema_id: fixture.schema_id.clone(),
+                thresholds: thresholds.clone(),
+                rng: rng(i),
+            });
+            let baseline = (0..clients).map(|i| RawQuery {
+                raw: fixture.raw.clone(),
+                thresholds: thresholds.clone(),
+                rng: rng(i),
+            });
+            compare(vellum.collect(), baseline.collect(), options).await
         }
         Workload::HttpCreate => {
             let target = http_target(fixture)?;
@@ -175,6 +193,30 @@ impl Client for VellumUpdate {
         uow.commit().await?;
         self.entities[at].1 = staged.entity_version;
         Ok(())
+    }
+}
+
+/// `query` through vellum: the same range and page as the baseline, in the query language.
+struct VellumQuery {
+    service: Service,
+    schema_id: SchemaId,
+    thresholds: Arc<Vec<f64>>,
+    rng: StdRng,
+}
+
+impl Client for VellumQuery {
+    async fn op(&mut self) -> Result<()> {
+        let threshold = pick(&self.thresholds, &mut self.rng);
+        let query = Query {
+            filter: Some(Filter::gte("/totals/gross", threshold).map_err(vellum::Error::from)?),
+            order: vec![OrderKey::asc(
+                OrderBy::path("/totals/gross").map_err(vellum::Error::from)?,
+            )],
+            limit: Some(QUERY_PAGE as u32),
+            ..Query::default()
+        };
+        let page = self.service.query(&self.schema_id, &query).await?;
+        check_page(page.items.len())
     }
 }
 
