@@ -127,6 +127,27 @@ pub enum Error {
         message: String,
     },
 
+    /// A stored document does not decode into the Rust type it was read as (see
+    /// [`typed::Entities`](crate::typed::Entities)): it was written under a schema the type does
+    /// not follow.
+    #[error(
+        "{schema_id}/{entity_id} version {entity_version} does not decode into the requested type: {message}"
+    )]
+    Decode {
+        /// The entity type.
+        schema_id: String,
+        /// The entity.
+        entity_id: Uuid,
+        /// The entity version read.
+        entity_version: Version,
+        /// What serde said.
+        message: String,
+    },
+
+    /// A value could not be serialized to JSON (a map with non-string keys, say).
+    #[error("the value does not serialize to a JSON document: {0}")]
+    Encode(String),
+
     /// A rule refused the operation in the current state (schema version ordering, deleting the
     /// active schema version, undeleting an entity that is not deleted…). Nothing was changed.
     #[error("{0}")]

@@ -59,6 +59,7 @@ mod service;
 mod sql;
 mod store;
 mod tokens;
+pub mod typed;
 mod uow;
 
 pub use data_check::{CHECK_SAMPLES, CheckReport, FailingDocument};

@@ -16,4 +16,5 @@ mod statement_timeout;
 mod support;
 mod time_travel;
 mod tokens;
+mod typed;
 mod unit_of_work;
