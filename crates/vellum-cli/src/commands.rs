@@ -9,8 +9,8 @@ use anyhow::Context;
 use serde::Serialize;
 use serde_json::{Value, json};
 use vellum::{
-    ClusterStatus, EmbeddedCluster, Service, ServiceName, Store, StoreOptions, WriteOptions,
-    query::Query,
+    ClusterStatus, EmbeddedCluster, SchemaId, Service, ServiceName, Store, StoreOptions, Version,
+    WriteOptions, query::Query,
 };
 
 use crate::args::{
@@ -48,6 +48,16 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             .await?;
             let output = match command {
                 Command::Service(command) => service(&store, command).await?,
+                Command::Schema(SchemaCommand::Check {
+                    service,
+                    schema_id,
+                    version,
+                    file,
+                }) => {
+                    let definition = read_json(&file)?;
+                    let service = open_service(&store, &service).await?;
+                    return check(&service, &schema_id, version, &definition).await;
+                }
                 Command::Schema(command) => schema(&store, command).await?,
                 Command::Entity(EntityCommand::Query(args)) => match query(&store, args).await? {
                     Some(page) => page,
@@ -165,21 +175,7 @@ async fn schema(store: &Store, command: SchemaCommand) -> anyhow::Result<Value> 
                     .await?,
             )?
         }
-        SchemaCommand::Check {
-            service,
-            schema_id,
-            version,
-            file,
-        } => {
-            let definition = read_json(&file)?;
-            let service = open_service(store, &service).await?;
-            to_json(
-                service
-                    .schemas()
-                    .check(&schema_id, version, &definition)
-                    .await?,
-            )?
-        }
+        SchemaCommand::Check { .. } => unreachable!("handled by check()"),
         SchemaCommand::Compatibility {
             service,
             schema_id,
@@ -294,6 +290,25 @@ async fn entity(store: &Store, command: EntityCommand) -> anyhow::Result<Value> 
         }
         EntityCommand::Query(_) => unreachable!("handled by query()"),
     })
+}
+
+/// `vellum schema check`: prints the report whatever it says, and fails (exit code 4 or 5) when
+/// the candidate would be refused or would refuse current documents, so it can gate a CI job.
+async fn check(
+    service: &Service,
+    schema_id: &SchemaId,
+    version: Version,
+    definition: &Value,
+) -> anyhow::Result<()> {
+    let report = service
+        .schemas()
+        .check(schema_id, version, definition)
+        .await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    match crate::CheckRefused::from_report(&report) {
+        Some(refused) => Err(refused.into()),
+        None => Ok(()),
+    }
 }
 
 /// `vellum entity query`: one page as JSON, or with `--all` every entity as a JSON line

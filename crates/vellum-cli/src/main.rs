@@ -85,7 +85,54 @@ fn report(err: &anyhow::Error) {
     }
 }
 
+/// `vellum schema check` found that the candidate would not go through.
+#[derive(Debug)]
+pub(crate) enum CheckRefused {
+    /// Registration would refuse it (exit code 4, like a refused registration).
+    Registration(Vec<String>),
+    /// It would refuse current documents (exit code 5, like an invalid document).
+    Documents(u64),
+}
+
+impl CheckRefused {
+    pub(crate) fn from_report(report: &vellum::CheckReport) -> Option<Self> {
+        if !report.registration_problems.is_empty() {
+            Some(Self::Registration(report.registration_problems.clone()))
+        } else if report.documents_failing > 0 {
+            Some(Self::Documents(report.documents_failing))
+        } else {
+            None
+        }
+    }
+
+    fn exit_code(&self) -> u8 {
+        match self {
+            Self::Registration(_) => 4,
+            Self::Documents(_) => 5,
+        }
+    }
+}
+
+impl std::fmt::Display for CheckRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Registration(problems) => {
+                write!(f, "registration would refuse it: {}", problems.join("; "))
+            }
+            Self::Documents(failing) => write!(
+                f,
+                "{failing} current document(s) do not match it (see the samples in the report)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CheckRefused {}
+
 fn exit_code(err: &anyhow::Error) -> ExitCode {
+    if let Some(refused) = err.downcast_ref::<CheckRefused>() {
+        return ExitCode::from(refused.exit_code());
+    }
     let code = match err.downcast_ref::<Error>() {
         Some(Error::NotFound { .. }) => 3,
         Some(

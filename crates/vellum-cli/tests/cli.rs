@@ -340,7 +340,11 @@ async fn schema_evolution_rules_compatibility_modes_and_checks() {
         "--file",
         "-",
     ];
-    let report = ok(&db, &check, stricter);
+    // The report is printed whatever it says; the exit code says it would be refused.
+    let out = vellum(&db, &check, stricter);
+    assert_eq!(out.status.code(), Some(4));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("the report on stdout");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("registration would refuse it"));
     assert_eq!(
         (
             &report["compatible"],
@@ -388,6 +392,38 @@ async fn schema_evolution_rules_compatibility_modes_and_checks() {
         "--file",
         "-",
     ];
+    // A document without a total exists: as a major version the stricter schema is
+    // registrable, but the check says a current document would not match it (exit code 5).
+    let create = ["entity", "create", "orders", "sales_order", "--file", "-"];
+    ok(&db, &create, r#"{"customer": "ACME"}"#);
+    let check_major = [
+        "schema",
+        "check",
+        "orders",
+        "sales_order",
+        "2.0.0",
+        "--file",
+        "-",
+    ];
+    let out = vellum(&db, &check_major, stricter);
+    assert_eq!(out.status.code(), Some(5));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("the report on stdout");
+    assert_eq!(report["documents_failing"], 1);
+    // A compatible candidate passes: exit code 0.
+    let described = r#"{"type": "object", "required": ["customer"], "description": "An order",
+        "properties": {"customer": {"type": "string"}, "total": {"type": "number", "minimum": 0}}}"#;
+    let check_patch = [
+        "schema",
+        "check",
+        "orders",
+        "sales_order",
+        "1.0.1",
+        "--file",
+        "-",
+    ];
+    let report = ok(&db, &check_patch, described);
+    assert_eq!(report["class"], "patch");
+
     let registered = ok(&db, &register_major, stricter);
     assert_eq!(registered["assessment"]["class"], "major");
 }
