@@ -58,6 +58,17 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
                     let service = open_service(&store, &service).await?;
                     return check(&service, &schema_id, version, &definition).await;
                 }
+                Command::Schema(SchemaCommand::Plan(args)) => {
+                    let files = vellum::read_schema_files(&args.dir)?;
+                    let service = open_service(&store, &args.service).await?;
+                    let plan = service.schemas().plan(&files, !args.no_activate).await?;
+                    println!("{}", serde_json::to_string_pretty(&plan)?);
+                    return if plan.is_blocked() {
+                        Err(crate::CheckRefused::Plan.into())
+                    } else {
+                        Ok(())
+                    };
+                }
                 Command::Schema(command) => schema(&store, command).await?,
                 Command::Entity(EntityCommand::Query(args)) => match query(&store, args).await? {
                     Some(page) => page,
@@ -175,7 +186,15 @@ async fn schema(store: &Store, command: SchemaCommand) -> anyhow::Result<Value> 
                     .await?,
             )?
         }
-        SchemaCommand::Check { .. } => unreachable!("handled by check()"),
+        SchemaCommand::Check { .. } | SchemaCommand::Plan(_) => {
+            unreachable!("handled by check() and plan()")
+        }
+        SchemaCommand::Apply(args) => {
+            let files = vellum::read_schema_files(&args.dir)?;
+            let service = open_service(store, &args.service).await?;
+            let registered = service.schemas().apply(&files, !args.no_activate).await?;
+            json!({"registered": registered})
+        }
         SchemaCommand::Compatibility {
             service,
             schema_id,

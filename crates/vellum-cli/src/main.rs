@@ -85,13 +85,15 @@ fn report(err: &anyhow::Error) {
     }
 }
 
-/// `vellum schema check` found that the candidate would not go through.
+/// `vellum schema check` or `vellum schema plan` found that the candidate would not go through.
 #[derive(Debug)]
 pub(crate) enum CheckRefused {
     /// Registration would refuse it (exit code 4, like a refused registration).
     Registration(Vec<String>),
     /// It would refuse current documents (exit code 5, like an invalid document).
     Documents(u64),
+    /// The plan has drift or a version registration would refuse (exit code 4).
+    Plan,
 }
 
 impl CheckRefused {
@@ -107,7 +109,7 @@ impl CheckRefused {
 
     fn exit_code(&self) -> u8 {
         match self {
-            Self::Registration(_) => 4,
+            Self::Registration(_) | Self::Plan => 4,
             Self::Documents(_) => 5,
         }
     }
@@ -122,6 +124,10 @@ impl std::fmt::Display for CheckRefused {
             Self::Documents(failing) => write!(
                 f,
                 "{failing} current document(s) do not match it (see the samples in the report)"
+            ),
+            Self::Plan => write!(
+                f,
+                "the plan cannot be applied: see its drift and the problems of its new versions"
             ),
         }
     }

@@ -487,3 +487,39 @@ async fn entity_query_prints_a_page_or_every_entity_as_json_lines() {
     );
     assert!(stderr.contains("/total"), "{stderr}");
 }
+
+#[tokio::test]
+async fn schema_plan_and_apply_register_the_project_files() {
+    let test_db = TestDb::new().await;
+    let db = Database::Url(test_db.url());
+    ok(&db, &["service", "create", "orders"], "");
+    let dir = std::env::temp_dir().join(format!("vellum-cli-schemas-{}", uuid::Uuid::new_v4()));
+    let write = |version: &str, schema: &str| {
+        std::fs::create_dir_all(dir.join("sales_order")).unwrap();
+        std::fs::write(
+            dir.join("sales_order").join(format!("{version}.json")),
+            schema,
+        )
+        .unwrap();
+    };
+    write("1.0.0", ORDER_SCHEMA);
+    let dir_arg = dir.to_str().unwrap();
+
+    let plan = ok(&db, &["schema", "plan", "orders", "--dir", dir_arg], "");
+    assert_eq!(plan["new"][0]["version"], "1.0.0");
+    assert_eq!(plan["new"][0]["activate"], true);
+    let applied = ok(&db, &["schema", "apply", "orders", "--dir", dir_arg], "");
+    assert_eq!(applied["registered"][0]["schema_version"], "1.0.0");
+    let plan = ok(&db, &["schema", "plan", "orders", "--dir", dir_arg], "");
+    assert_eq!((&plan["unchanged"], &plan["new"]), (&json!(1), &json!([])));
+
+    // The registered file edited: drift, exit code 4, the plan still printed.
+    write("1.0.0", r#"{"type": "object"}"#);
+    let out = vellum(&db, &["schema", "plan", "orders", "--dir", dir_arg], "");
+    assert_eq!(out.status.code(), Some(4));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["drift"][0]["kind"], "definition_differs");
+    let stderr = fails(&db, &["schema", "apply", "orders", "--dir", dir_arg], "", 4);
+    assert!(stderr.contains("nothing was registered"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
+use deadpool_postgres::{GenericClient, Transaction};
 use serde::Serialize;
 use serde_json::Value;
 use tokio_postgres::{Row, types::ToSql};
@@ -126,8 +126,44 @@ impl<'a> SchemaRegistry<'a> {
     ) -> Result<SchemaVersion> {
         let mut client = self.service.client().await?;
         let tx = client.transaction().await?;
+        let registered = self
+            .register_in(
+                &tx, schema_id, version, definition, activate, compiled, false,
+            )
+            .await?;
+        tx.commit().await?;
+        self.cache(schema_id, version, compiled);
+        Ok(registered)
+    }
+
+    pub(crate) fn cache(
+        &self,
+        schema_id: &SchemaId,
+        version: Version,
+        compiled: &Arc<CompiledSchema>,
+    ) {
+        self.service.store.cache_validator(
+            (self.service.name.clone(), schema_id.clone(), version),
+            compiled.clone(),
+        );
+    }
+
+    /// Registers one version in `tx`, which the caller commits. With `indexes_in_tx`, a
+    /// version that becomes active gets its path indexes created in `tx` (for a table created
+    /// earlier in the same transaction, which no other session can see or write).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn register_in(
+        &self,
+        tx: &Transaction<'_>,
+        schema_id: &SchemaId,
+        version: Version,
+        definition: Value,
+        activate: bool,
+        compiled: &Arc<CompiledSchema>,
+        indexes_in_tx: bool,
+    ) -> Result<SchemaVersion> {
         let table = self.table();
-        self.lock_schema_id(&tx, schema_id).await?;
+        self.lock_schema_id(tx, schema_id).await?;
         let existing: Vec<(Version, bool)> = tx
             .query(
                 &format!("SELECT schema_version, is_active FROM {table} WHERE schema_id = $1"),
@@ -139,7 +175,7 @@ impl<'a> SchemaRegistry<'a> {
             .collect::<Result<_>>()?;
         let registered: Vec<Version> = existing.iter().map(|(v, _)| *v).collect();
         check_new_version(schema_id, &registered, version)?;
-        let assessment = self.assess_in(&tx, schema_id, version, &definition).await?;
+        let assessment = self.assess_in(tx, schema_id, version, &definition).await?;
         if let Some(incompatibility) = assessment.incompatibility.clone() {
             return Err(Error::incompatible(schema_id, version, incompatibility));
         }
@@ -150,16 +186,21 @@ impl<'a> SchemaRegistry<'a> {
                 "schema version classified"
             );
         }
-        self.check_references(&tx, schema_id, compiled).await?;
+        self.check_references(tx, schema_id, compiled).await?;
         let first = existing.is_empty();
         if first {
             tx.batch_execute(&self.service.idents.entity_table_ddl(schema_id))
                 .await?;
             PathIndexes::new(self.service, schema_id)
-                .create_in(&tx, compiled)
+                .create_in(tx, compiled)
                 .await?;
         }
         let active = first || activate;
+        if active && !first && indexes_in_tx {
+            PathIndexes::new(self.service, schema_id)
+                .create_in(tx, compiled)
+                .await?;
+        }
         if active && !first {
             tx.execute(
                 &format!(
@@ -188,11 +229,6 @@ impl<'a> SchemaRegistry<'a> {
                 ],
             )
             .await?;
-        tx.commit().await?;
-        self.service.store.cache_validator(
-            (self.service.name.clone(), schema_id.clone(), version),
-            compiled.clone(),
-        );
         Ok(SchemaVersion {
             info: info_from_row(&row)?,
             definition,

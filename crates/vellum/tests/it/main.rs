@@ -10,6 +10,7 @@ mod queries;
 mod queries_hostile;
 mod references;
 mod registry;
+mod schema_files;
 mod services;
 mod statement_timeout;
 #[allow(dead_code, reason = "shared with the CLI tests, which use other parts")]
