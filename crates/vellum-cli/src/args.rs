@@ -325,6 +325,20 @@ pub(crate) enum EntityCommand {
         #[command(flatten)]
         entity: EntityRef,
     },
+    /// Import documents as new entities, all or nothing, in one unit of work: one JSON document
+    /// per line (NDJSON), each validated against the active schema version; the first invalid
+    /// one stops the import and nothing is stored. Shows progress on a terminal.
+    Import {
+        /// The service.
+        service: ServiceName,
+        /// The entity type.
+        schema_id: SchemaId,
+        /// The documents, one per line; - reads standard input.
+        #[arg(long, short)]
+        file: PathBuf,
+        #[command(flatten)]
+        actor: Actor,
+    },
     /// Query the entities of a type; prints one page `{"items": [...], "next_cursor": ...}`,
     /// or with --all every matching entity, one JSON document per line.
     ///

@@ -308,6 +308,15 @@ async fn entity(store: &Store, command: EntityCommand) -> anyhow::Result<Value> 
             to_json(service.history(&entity.schema_id, entity.id).await?)?
         }
         EntityCommand::Query(_) => unreachable!("handled by query()"),
+        EntityCommand::Import {
+            service,
+            schema_id,
+            file,
+            actor,
+        } => {
+            let service = open_service(store, &service).await?;
+            to_json(crate::import::import(&service, &schema_id, &file, actor.actor).await?)?
+        }
     })
 }
 

@@ -3,6 +3,7 @@
 mod args;
 mod bench;
 mod commands;
+mod import;
 mod serve;
 
 use std::process::ExitCode;
@@ -48,13 +49,22 @@ fn init_logging(cli: &args::Cli) {
 /// Prints an error to stderr: the message with its causes, every violation of an invalid
 /// document on its own line, and every change of an incompatible schema version.
 fn report(err: &anyhow::Error) {
-    match err.downcast_ref::<Error>() {
+    let (prefix, found) = match err.downcast_ref::<Error>() {
+        Some(Error::ImportRefused { document, reason }) => (
+            format!("document {document} of the import: "),
+            Some(reason.as_ref()),
+        ),
+        other => (String::new(), other),
+    };
+    match found {
         Some(Error::Validation {
             schema_id,
             schema_version,
             violations,
         }) => {
-            eprintln!("error: document does not match schema {schema_id} {schema_version}:");
+            eprintln!(
+                "error: {prefix}document does not match schema {schema_id} {schema_version}:"
+            );
             for violation in violations {
                 let pointer = if violation.pointer.is_empty() {
                     "/"
@@ -81,6 +91,7 @@ fn report(err: &anyhow::Error) {
                 eprintln!("  {change}");
             }
         }
+        Some(reason) if !prefix.is_empty() => eprintln!("error: {prefix}{reason}"),
         _ => eprintln!("error: {err:#}"),
     }
 }
@@ -155,7 +166,8 @@ fn exit_code(err: &anyhow::Error) -> ExitCode {
             | Error::InvalidInput(_)
             | Error::InvalidSchema(_)
             | Error::InvalidReference { .. }
-            | Error::InvalidQuery { .. },
+            | Error::InvalidQuery { .. }
+            | Error::ImportRefused { .. },
         ) => 5,
         _ if err.downcast_ref::<serde_json::Error>().is_some() => 5,
         _ => 1,

@@ -523,3 +523,60 @@ async fn schema_plan_and_apply_register_the_project_files() {
     assert!(stderr.contains("nothing was registered"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn entity_import_streams_ndjson_all_or_nothing() {
+    let (_test_db, db) = orders_with_schema().await;
+    let import = ["entity", "import", "orders", "sales_order", "--file", "-"];
+    let lines: String = (0..300)
+        .map(|i| format!("{}\n", json!({"customer": format!("C{i}"), "total": i})))
+        .collect();
+    let imported = ok(&db, &import, &format!("{lines}\n"));
+    assert_eq!(imported["count"], 300);
+    let page = ok(
+        &db,
+        &[
+            "entity",
+            "query",
+            "orders",
+            "sales_order",
+            "--limit",
+            "1000",
+        ],
+        "",
+    );
+    assert_eq!(page["items"].as_array().unwrap().len(), 300);
+
+    // Line 3 is invalid: exit 5, every violation named, nothing stored.
+    let bad = format!(
+        "{}\n{}\n{}\n",
+        json!({"customer": "A"}),
+        json!({"customer": "B"}),
+        json!({"total": -1})
+    );
+    let stderr = fails(&db, &import, &bad, 5);
+    assert!(
+        stderr.contains("document 3 of the import: document does not match schema"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("/total"), "{stderr}");
+    let stderr = fails(&db, &import, "{\"customer\": \"A\"}\nnot json\n", 5);
+    assert!(stderr.contains("line 2: not JSON"), "{stderr}");
+    let page = ok(
+        &db,
+        &[
+            "entity",
+            "query",
+            "orders",
+            "sales_order",
+            "--limit",
+            "1000",
+        ],
+        "",
+    );
+    assert_eq!(
+        page["items"].as_array().unwrap().len(),
+        300,
+        "nothing added"
+    );
+}

@@ -95,8 +95,8 @@ pub enum Error {
         schema_id: String,
         /// The JSON pointer of the unique property.
         pointer: String,
-        /// The entity whose write was refused.
-        entity_id: Uuid,
+        /// The entity whose write was refused (not known for a bulk import).
+        entity_id: Option<Uuid>,
     },
 
     /// A property annotated `"x-vellum-ref"` names an entity that does not exist or is deleted.
@@ -147,6 +147,15 @@ pub enum Error {
     /// A value could not be serialized to JSON (a map with non-string keys, say).
     #[error("the value does not serialize to a JSON document: {0}")]
     Encode(String),
+
+    /// A bulk import stopped at a document: nothing was imported.
+    #[error("document {document} of the import: {reason}")]
+    ImportRefused {
+        /// Its position in the import, from 1.
+        document: u64,
+        /// Why: a validation error, or the error reading it.
+        reason: Box<Error>,
+    },
 
     /// A rule refused the operation in the current state (schema version ordering, deleting the
     /// active schema version, undeleting an entity that is not deleted…). Nothing was changed.

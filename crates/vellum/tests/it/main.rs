@@ -5,6 +5,7 @@ mod embedded;
 mod entities;
 mod fixtures;
 mod health;
+mod import;
 mod indexes;
 mod queries;
 mod queries_hostile;
