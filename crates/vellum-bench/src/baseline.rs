@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use rand::rngs::StdRng;
 use serde_json::Value;
-use tokio_postgres::{Config, NoTls, Row};
+use tokio_postgres::{Config, NoTls, Row, binary_copy::BinaryCopyInWriter, types::Type};
 use uuid::Uuid;
 use vellum::{ServiceName, Version};
 
@@ -46,6 +46,7 @@ struct Statements {
     as_of: String,
     many: String,
     query: String,
+    copy: String,
     load_history: String,
 }
 
@@ -105,6 +106,10 @@ impl Raw {
                        AND (e.payload #> '{{totals,gross}}') >= $1
                      ORDER BY (e.payload #> '{{totals,gross}}'), e.entity_id LIMIT {QUERY_PAGE}"
                 ),
+                copy: format!(
+                    "COPY {table} (entity_id, revision, entity_version, schema_id, schema_version,
+                                   payload, created_at, updated_at, uow_id) FROM STDIN BINARY"
+                ),
                 // One statement writes a whole history: `depth` units of work 1 ms apart, and
                 // one version per unit of work, each superseded by the next.
                 load_history: format!(
@@ -159,6 +164,58 @@ impl Raw {
             start + millis(1),
             start + millis(depth),
         ))
+    }
+
+    /// Writes `documents` as new entities in one transaction: the unit-of-work row, then every
+    /// version row with binary `COPY`.
+    async fn import(&self, documents: &[Value]) -> Result<()> {
+        let client = self.client().await?;
+        let insert_uow = client.prepare_cached(&self.sql.insert_uow).await?;
+        let uow_id = Uuid::now_v7();
+        client.batch_execute("BEGIN").await?;
+        client.execute(&insert_uow, &[&uow_id, &ACTOR]).await?;
+        let now = Utc::now();
+        let sink = client.copy_in(&self.sql.copy).await?;
+        let mut writer = std::pin::pin!(BinaryCopyInWriter::new(
+            sink,
+            &[
+                Type::UUID,
+                Type::INT8,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::JSONB,
+                Type::TIMESTAMPTZ,
+                Type::TIMESTAMPTZ,
+                Type::UUID,
+            ],
+        ));
+        let initial = Version::INITIAL.to_string();
+        for document in documents {
+            writer
+                .as_mut()
+                .write(&[
+                    &Uuid::now_v7(),
+                    &1i64,
+                    &initial,
+                    &SCHEMA_ID,
+                    &SCHEMA_VERSION,
+                    document,
+                    &now,
+                    &now,
+                    &uow_id,
+                ])
+                .await?;
+        }
+        let written = writer.finish().await?;
+        client.batch_execute("COMMIT").await?;
+        if written != documents.len() as u64 {
+            return Err(Error::Check(format!(
+                "COPY wrote {written} rows, not {}",
+                documents.len()
+            )));
+        }
+        Ok(())
     }
 
     /// Writes one version and its unit of work in one pipelined transaction: `BEGIN`, the
@@ -248,6 +305,18 @@ impl Raw {
             .map(RawEntity::from_row)
             .collect::<Result<Vec<_>>>()?;
         read.check(found.len())
+    }
+}
+
+/// The baseline of `bulk_import`: batches of documents with binary `COPY`.
+pub(crate) struct RawImport {
+    pub(crate) raw: Raw,
+    pub(crate) batch: Arc<Vec<Value>>,
+}
+
+impl Client for RawImport {
+    async fn op(&mut self) -> Result<()> {
+        self.raw.import(&self.batch).await
     }
 }
 

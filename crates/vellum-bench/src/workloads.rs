@@ -3,15 +3,16 @@
 use std::sync::Arc;
 
 use rand::{SeedableRng, rngs::StdRng};
+use serde_json::Value;
 use uuid::Uuid;
 use vellum::{
-    SchemaId, Service, Version, WriteOptions,
+    SchemaId, Service, UowOptions, Version, WriteOptions,
     query::{Filter, OrderBy, OrderKey, Query},
 };
 
 use crate::{
-    Error, Options, Result, Workload,
-    baseline::{RawCreate, RawQuery, RawRead, RawUpdate},
+    Error, IMPORT_BATCH, Options, Result, Workload,
+    baseline::{RawCreate, RawImport, RawQuery, RawRead, RawUpdate},
     document::{Documents, SEED},
     driver::{Client, Comparison, compare},
     fixture::{Fixture, QUERY_PAGE, Read, ReadSet, check_page, pick, query_thresholds},
@@ -99,6 +100,23 @@ pub(crate) async fn run(
                 raw: fixture.raw.clone(),
                 thresholds: thresholds.clone(),
                 rng: rng(i),
+            });
+            compare(vellum.collect(), baseline.collect(), options).await
+        }
+        Workload::BulkImport => {
+            let batch: Arc<Vec<Value>> = Arc::new(
+                (0..IMPORT_BATCH)
+                    .map(|n| fixture.documents.value(n).clone())
+                    .collect(),
+            );
+            let vellum = (0..clients).map(|_| VellumImport {
+                service: fixture.service.clone(),
+                schema_id: fixture.schema_id.clone(),
+                batch: batch.clone(),
+            });
+            let baseline = (0..clients).map(|_| RawImport {
+                raw: fixture.raw.clone(),
+                batch: batch.clone(),
             });
             compare(vellum.collect(), baseline.collect(), options).await
         }
@@ -192,6 +210,31 @@ impl Client for VellumUpdate {
             .await?;
         uow.commit().await?;
         self.entities[at].1 = staged.entity_version;
+        Ok(())
+    }
+}
+
+/// `bulk_import` through vellum: one import of the batch, validated, as one unit of work.
+struct VellumImport {
+    service: Service,
+    schema_id: SchemaId,
+    batch: Arc<Vec<Value>>,
+}
+
+impl Client for VellumImport {
+    async fn op(&mut self) -> Result<()> {
+        let documents = self.batch.iter().cloned().map(Ok);
+        let imported = self
+            .service
+            .import(&self.schema_id, UowOptions::new(ACTOR), documents, |_| {})
+            .await?;
+        if imported.count != self.batch.len() as u64 {
+            return Err(Error::Check(format!(
+                "an import stored {} documents, not {}",
+                imported.count,
+                self.batch.len()
+            )));
+        }
         Ok(())
     }
 }

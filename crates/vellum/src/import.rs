@@ -1,7 +1,6 @@
 //! Bulk import: many new entities of one type in one unit of work, streamed with binary `COPY`.
 
 use chrono::{DateTime, Utc};
-use futures_util::pin_mut;
 use serde::Serialize;
 use serde_json::Value;
 use tokio_postgres::{binary_copy::BinaryCopyInWriter, types::Type};
@@ -102,8 +101,7 @@ impl Service {
             let sink = client
                 .copy_in(&format!("COPY {table} ({COPY_COLUMNS}) FROM STDIN BINARY"))
                 .await?;
-            let writer = BinaryCopyInWriter::new(sink, &COPY_TYPES);
-            pin_mut!(writer);
+            let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &COPY_TYPES));
             let (initial, schema_id_text, version_text) = (
                 Version::INITIAL.to_string(),
                 schema_id.to_string(),
