@@ -28,6 +28,10 @@ pub struct Imported {
     pub schema_version: Version,
 }
 
+/// An import of at least this many documents that grows the table by a tenth or more analyzes
+/// it once committed, so queries are planned on statistics that count the rows it brought.
+const ANALYZE_AFTER: u64 = 1_000;
+
 /// The columns an import writes; the others take their defaults (active, not deleted).
 const COPY_COLUMNS: &str = "entity_id, revision, entity_version, schema_id, schema_version, \
      payload, created_at, updated_at, uow_id";
@@ -57,7 +61,9 @@ impl Service {
     ///
     /// The import holds its commit stamp (see [`Service::get_as_of`]) from the start, so as-of
     /// reads of times after the start wait until it ends; other writers are not held up. No
-    /// statement timeout applies to it.
+    /// statement timeout applies to it. An import that grows the table by a tenth or more
+    /// (and at least 1,000 documents) then analyzes it, so queries right after it are planned
+    /// on statistics that know the new rows.
     pub async fn import<I>(
         &self,
         schema_id: &SchemaId,
@@ -71,6 +77,13 @@ impl Service {
         options.check()?;
         let (schema_version, schema) = self.active_version(schema_id).await?;
         let client = self.client().await?;
+        let table_rows: f32 = client
+            .query_one(
+                "SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)",
+                &[&self.idents.entity_table(schema_id)],
+            )
+            .await?
+            .try_get(0)?;
         let uow_id = Uuid::now_v7();
         let table = self.idents.entity_table(schema_id);
         let stamp = client
@@ -159,7 +172,16 @@ impl Service {
         }
         .await;
         match imported {
-            Ok(imported) => Ok(imported),
+            Ok(imported) => {
+                // Like autovacuum would, a while later: a query planned on statistics from
+                // before the import can pick a plan that is only good for few rows.
+                if imported.count >= ANALYZE_AFTER
+                    && (table_rows < 0.0 || imported.count as f32 >= table_rows / 10.0)
+                {
+                    client.batch_execute(&format!("ANALYZE {table}")).await?;
+                }
+                Ok(imported)
+            }
             Err(err) => {
                 // The connection goes back to the pool only if it is clean.
                 if client.batch_execute("ROLLBACK").await.is_err() {

@@ -78,6 +78,16 @@ async fn an_import_stores_every_document_in_one_unit_of_work() {
         (5_000, 1, 1)
     );
     assert!(row.get::<_, bool>(3));
+    // The table was analyzed: the planner's row count knows the imported rows.
+    let planned_rows: f32 = admin
+        .query_one(
+            "SELECT reltuples FROM pg_class WHERE oid = 'orders.card'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(planned_rows >= 4_500.0, "reltuples {planned_rows}");
     let actor: String = admin
         .query_one(
             "SELECT actor FROM orders.units_of_work WHERE uow_id = $1",
