@@ -49,6 +49,7 @@ mod data_check;
 mod embedded;
 mod entity;
 mod error;
+mod events;
 mod health;
 mod migrate;
 mod raw;
@@ -63,6 +64,10 @@ pub use data_check::{CHECK_SAMPLES, CheckReport, FailingDocument};
 pub use embedded::{ClusterStatus, EmbeddedCluster, RunningCluster};
 pub use entity::{Entity, HistoryEntry};
 pub use error::{Error, Result};
+pub use events::{
+    CloudEvent, Event, EventSubscription, FEED_MAX_LIMIT, FeedCursor, OutboxEvent, OutboxRelay,
+    RelayOptions, RelayStatus,
+};
 pub use health::PoolStatus;
 pub use raw::RawSql;
 pub use registry::{SchemaRegistry, SchemaSummary, SchemaVersion, SchemaVersionInfo};
@@ -77,6 +82,9 @@ pub use vellum_core::compat::{
     Incompatibility, classify,
 };
 pub use vellum_core::{Bump, SchemaId, ServiceName, Version, Violation, schema::SchemaLimits};
+
+/// The NATS client the [`OutboxRelay`] publishes through.
+pub use async_nats;
 
 /// The PostgreSQL driver types that appear in vellum's API (raw SQL rows and parameters).
 pub mod pg {

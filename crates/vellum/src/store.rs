@@ -2,7 +2,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, RwLock},
+    sync::{Arc, OnceLock, RwLock},
     time::Duration,
 };
 
@@ -13,7 +13,9 @@ use tokio_postgres::NoTls;
 use vellum_core::{CompiledSchema, SchemaId, ServiceName, Version, schema::SchemaLimits};
 
 use crate::{
-    Error, Result, RunningCluster, Service, migrate,
+    Error, Result, RunningCluster, Service,
+    events::Notifier,
+    migrate,
     sql::{self, ServiceIdents},
 };
 
@@ -61,6 +63,10 @@ pub struct Store {
 
 struct Inner {
     pool: Pool,
+    /// For connections outside the pool: the outbox listener and relay leaders.
+    config: tokio_postgres::Config,
+    /// The `LISTEN` connection that wakes outbox readers, started on first use.
+    notifier: OnceLock<Notifier>,
     options: StoreOptions,
     /// Schema versions are immutable, so a compiled validator is valid forever.
     validators: RwLock<HashMap<(ServiceName, SchemaId, Version), Arc<CompiledSchema>>>,
@@ -106,7 +112,7 @@ impl Store {
         cluster: Option<RunningCluster>,
     ) -> Result<Store> {
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -124,6 +130,8 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 pool,
+                config,
+                notifier: OnceLock::new(),
                 options,
                 validators: RwLock::default(),
                 _cluster: cluster,
@@ -145,6 +153,17 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &Pool {
         &self.inner.pool
+    }
+
+    pub(crate) fn config(&self) -> &tokio_postgres::Config {
+        &self.inner.config
+    }
+
+    /// The outbox listener; must be called on a Tokio runtime (it starts a task the first time).
+    pub(crate) fn notifier(&self) -> &Notifier {
+        self.inner
+            .notifier
+            .get_or_init(|| Notifier::start(self.inner.config.clone()))
     }
 
     /// Provisions a service: its PostgreSQL schema, its role, and its fixed tables.

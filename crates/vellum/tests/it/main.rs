@@ -3,6 +3,7 @@
 mod compatibility;
 mod embedded;
 mod entities;
+mod events;
 mod fixtures;
 mod health;
 mod registry;
