@@ -1,10 +1,12 @@
 //! The router: every operation of the v1 API, documented as it is registered.
 
 mod entities;
+mod events;
 mod health;
 mod responses;
 mod schemas;
 mod services;
+mod transactions;
 
 use std::{sync::Arc, time::Duration};
 
@@ -48,6 +50,10 @@ pub fn app(state: AppState) -> Router {
             entities::delete
         ))
         .routes(routes!(entities::history))
+        .routes(routes!(transactions::commit))
+        .routes(routes!(events::feed))
+        .routes(routes!(events::stream))
+        .routes(routes!(events::settings, events::set_settings))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))

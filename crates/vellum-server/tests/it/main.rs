@@ -14,3 +14,4 @@ mod entities;
 mod openapi;
 mod schemas;
 mod socket;
+mod transactions;
