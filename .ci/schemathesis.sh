@@ -223,17 +223,11 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403",
 
 # - a transaction's operations name entities and documents that the run-time schemas judge, and
 #   its events name types the subject grammar judges: 404, 409 and 422 are answers by design;
-# - the feed resumes after a position that must exist: an unknown one is 404 by design;
 # - the event stream never ends (server-sent events): it is tested by the integration tests.
 [[operations]]
 include-path-regex = '^/v1/\{service\}/transactions\$'
 include-method = "POST"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
-
-[[operations]]
-include-path-regex = '^/v1/\{service\}/events\$'
-include-method = "GET"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "429", "5xx"]
 
 [[operations]]
 include-path-regex = '^/v1/\{service\}/events/stream\$'

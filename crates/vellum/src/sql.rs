@@ -17,11 +17,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "schema compatibility modes",
         include_str!("sql/0003_schema_compatibility.sql"),
     ),
-    (
-        5,
-        "outbox relay checkpoints",
-        include_str!("sql/0005_relay_checkpoints.sql"),
-    ),
+    (5, "outbox", include_str!("sql/0005_outbox.sql")),
 ];
 
 const SERVICE_DDL: &str = include_str!("sql/service.sql");

@@ -11,7 +11,7 @@ use axum::{
 use futures_util::{Stream, stream};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use vellum::{CloudEvent, FEED_MAX_LIMIT, FeedCursor, Scope, Service, ServiceName};
+use vellum::{CloudEvent, FEED_MAX_LIMIT, FeedCursor, Scope, ServiceName};
 
 use super::responses::{ReadErrors, WriteErrors};
 use crate::{
@@ -46,9 +46,9 @@ pub(crate) struct FeedPage {
     next_after: i64,
 }
 
-/// Committed events after a position, gap-safe: an event appears only once every transaction
-/// that could commit before it has ended, so resuming after the last position seen never skips
-/// one. Feed order is commit order, which is not always numeric position order.
+/// Committed events after a position, in position order, which is commit order: resuming after
+/// the last position seen never skips an event, since no later position commits before an
+/// earlier one.
 #[utoipa::path(
     get, path = "/v1/{service}/events", tag = "events", operation_id = "read_events",
     params(("service" = ServiceName, Path), FeedQuery),
@@ -68,8 +68,8 @@ pub(crate) async fn feed(
             "limit must be 1 to {FEED_MAX_LIMIT}"
         )));
     }
+    let cursor = cursor_at(query.after)?;
     let handle = state.service(&service).await?;
-    let cursor = cursor_at(&handle, query.after).await?;
     let events = handle.events_after(cursor, limit).await?;
     Ok(axum::Json(FeedPage {
         next_after: events.last().map_or(cursor.position(), |e| e.position),
@@ -115,8 +115,8 @@ pub(crate) async fn stream(
         ),
         None => query.after,
     };
+    let cursor = cursor_at(after)?;
     let handle = state.service(&service).await?;
-    let cursor = cursor_at(&handle, after).await?;
     let subscription = handle.subscribe(cursor);
     let events = stream::unfold(subscription, move |mut subscription| {
         let service = service.clone();
@@ -139,12 +139,8 @@ pub(crate) async fn stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-async fn cursor_at(service: &Service, after: Option<i64>) -> Result<FeedCursor, ApiError> {
-    match after {
-        None | Some(0) => Ok(FeedCursor::START),
-        Some(position) if position < 0 => Err(ApiError::bad_request("after must be >= 0")),
-        Some(position) => Ok(service.event_cursor(position).await?),
-    }
+fn cursor_at(after: Option<i64>) -> Result<FeedCursor, ApiError> {
+    FeedCursor::after(after.unwrap_or(0)).map_err(|err| ApiError::bad_request(err.to_string()))
 }
 
 /// A service's event settings.

@@ -243,7 +243,7 @@ async fn an_invalid_document_or_event_is_422_naming_it_and_writes_nothing() {
 }
 
 #[tokio::test]
-async fn feed_and_stream_need_the_read_scope_and_a_known_position() {
+async fn feed_and_stream_need_the_read_scope_and_a_valid_position() {
     let api = with_wallets().await;
     let write_only = api.token("orders", &["write"]).await;
     let reader = api.token("orders", &["read"]).await;
@@ -254,12 +254,12 @@ async fn feed_and_stream_need_the_read_scope_and_a_known_position() {
     }
     api.send(
         Method::GET,
-        "/v1/orders/events?after=999",
+        "/v1/orders/events?after=-1",
         Some(&reader),
         None,
     )
     .await
-    .problem(404);
+    .problem(400);
     api.send(
         Method::GET,
         "/v1/orders/events?limit=0",

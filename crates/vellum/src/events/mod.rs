@@ -1,5 +1,5 @@
 //! Events: emitted in a unit of work, committed to the service's outbox with its writes, read
-//! back as a gap-safe feed, and published by the outbox relay (see `docs/events.md`).
+//! back as a feed in commit order, and published by the outbox relay (see `docs/events.md`).
 
 mod cloud_event;
 mod feed;
@@ -139,8 +139,8 @@ fn is_token(text: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OutboxEvent {
-    /// The event's place in the outbox. Positions identify events; they are assigned before
-    /// commit, so the feed delivers in commit-horizon order, not always in numeric order.
+    /// The event's place in the outbox: positions increase in commit order (with gaps where
+    /// a unit of work rolled back), and identify events.
     pub position: i64,
     /// The event id.
     pub event_id: Uuid,
@@ -159,15 +159,12 @@ pub struct OutboxEvent {
     pub data: Value,
     /// The commit time of its unit of work.
     pub created_at: DateTime<Utc>,
-    #[serde(skip)]
-    pub(crate) txid: u64,
 }
 
 impl OutboxEvent {
     /// The feed cursor just after this event.
     pub fn cursor(&self) -> FeedCursor {
         FeedCursor {
-            txid: self.txid,
             position: self.position,
         }
     }

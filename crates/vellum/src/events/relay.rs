@@ -173,35 +173,23 @@ impl OutboxRelay {
             .store
             .notifier()
             .watch(self.service.name.as_str());
-        let mut horizon_wait = Duration::from_millis(10);
         loop {
             if connection.0.is_finished() {
                 return Err(Error::Relay("the leader connection was lost".into()));
             }
             wakeups.borrow_and_update();
-            let page = self
+            let events = self
                 .service
-                .feed_page(cursor, self.options.batch_size)
+                .events_after(cursor, self.options.batch_size)
                 .await?;
-            let got = page.events.len();
-            if let Some(last) = page.events.last().map(OutboxEvent::cursor) {
-                self.publish(&page.events).await?;
-                self.save_checkpoint(&client, last, got).await?;
+            if let Some(last) = events.last().map(OutboxEvent::cursor) {
+                self.publish(&events).await?;
+                self.save_checkpoint(&client, last, events.len()).await?;
                 cursor = last;
             }
             self.update_lag(&client, cursor).await?;
-            if got == self.options.batch_size {
-                continue;
-            }
-            if page.pending && got == 0 {
-                tokio::time::sleep(horizon_wait).await;
-                horizon_wait = (horizon_wait * 2).min(Duration::from_millis(500));
-            } else {
-                horizon_wait = Duration::from_millis(10);
-                if !page.pending {
-                    let _ =
-                        tokio::time::timeout(self.options.poll_interval, wakeups.changed()).await;
-                }
+            if events.len() < self.options.batch_size {
+                let _ = tokio::time::timeout(self.options.poll_interval, wakeups.changed()).await;
             }
         }
     }
@@ -258,20 +246,12 @@ impl OutboxRelay {
     async fn load_checkpoint(&self, client: &Client) -> Result<FeedCursor> {
         let row = client
             .query_opt(
-                "SELECT txid::text, position FROM vellum.relay_checkpoints WHERE service = $1",
+                "SELECT position FROM vellum.relay_checkpoints WHERE service = $1",
                 &[&self.service.name.as_str()],
             )
             .await?;
         let cursor = match row {
-            Some(row) => {
-                let txid: String = row.get(0);
-                FeedCursor {
-                    txid: txid
-                        .parse()
-                        .map_err(|_| Error::Corrupt(format!("relay checkpoint txid {txid:?}")))?,
-                    position: row.get(1),
-                }
-            }
+            Some(row) => FeedCursor::after(row.get(0))?,
             None => FeedCursor::START,
         };
         self.status
@@ -284,18 +264,12 @@ impl OutboxRelay {
     async fn save_checkpoint(&self, client: &Client, to: FeedCursor, events: usize) -> Result<()> {
         client
             .execute(
-                "INSERT INTO vellum.relay_checkpoints (service, txid, position, published)
-                 VALUES ($1, $2::text::xid8, $3, $4)
-                 ON CONFLICT (service) DO UPDATE SET txid = EXCLUDED.txid,
-                     position = EXCLUDED.position,
+                "INSERT INTO vellum.relay_checkpoints (service, position, published)
+                 VALUES ($1, $2, $3)
+                 ON CONFLICT (service) DO UPDATE SET position = EXCLUDED.position,
                      published = vellum.relay_checkpoints.published + EXCLUDED.published,
                      updated_at = clock_timestamp()",
-                &[
-                    &self.service.name.as_str(),
-                    &to.txid.to_string(),
-                    &to.position,
-                    &(events as i64),
-                ],
+                &[&self.service.name.as_str(), &to.position, &(events as i64)],
             )
             .await?;
         self.status
@@ -306,12 +280,10 @@ impl OutboxRelay {
     async fn update_lag(&self, client: &Client, cursor: FeedCursor) -> Result<()> {
         let sql = format!(
             "SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(o.created_at)), 0)::float8
-             FROM {} o WHERE (o.txid, o.position) > ($1::text::xid8, $2)",
+             FROM {} o WHERE o.position > $1",
             self.service.idents.fixed("outbox")
         );
-        let row = client
-            .query_one(&sql, &[&cursor.txid.to_string(), &cursor.position])
-            .await?;
+        let row = client.query_one(&sql, &[&cursor.position]).await?;
         let (events, seconds): (i64, f64) = (row.get(0), row.get(1));
         self.status.send_modify(|s| {
             s.lag_events = events;

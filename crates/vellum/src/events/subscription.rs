@@ -9,9 +9,6 @@ use crate::{Result, Service};
 
 /// How long an idle subscription waits for a notification before it reads the feed anyway.
 const IDLE_POLL: Duration = Duration::from_secs(5);
-/// The first and the longest pause while committed events wait behind an older transaction
-/// that is still in flight (its end sends no notification unless it wrote events).
-const HORIZON_POLL: (Duration, Duration) = (Duration::from_millis(10), Duration::from_millis(500));
 /// Events read per feed query.
 const BATCH: usize = 256;
 
@@ -26,7 +23,6 @@ pub struct EventSubscription {
     cursor: FeedCursor,
     buffer: VecDeque<OutboxEvent>,
     wakeups: watch::Receiver<u64>,
-    horizon_wait: Duration,
 }
 
 impl std::fmt::Debug for EventSubscription {
@@ -48,7 +44,6 @@ impl Service {
             cursor: after,
             buffer: VecDeque::new(),
             wakeups,
-            horizon_wait: HORIZON_POLL.0,
         }
     }
 }
@@ -77,19 +72,11 @@ impl EventSubscription {
             let _ = tokio::time::timeout(IDLE_POLL, self.wakeups.changed()).await;
         }
         self.wakeups.borrow_and_update();
-        let page = self.service.feed_page(self.cursor, BATCH).await?;
-        let got = page.events.len();
-        self.buffer.extend(page.events);
-        if got == BATCH || (got > 0 && page.pending) {
+        let events = self.service.events_after(self.cursor, BATCH).await?;
+        if events.len() == BATCH {
             self.wakeups.mark_changed();
-        } else if page.pending {
-            // Committed events wait behind an older transaction: look again soon, backing off.
-            tokio::time::sleep(self.horizon_wait).await;
-            self.horizon_wait = (self.horizon_wait * 2).min(HORIZON_POLL.1);
-            self.wakeups.mark_changed();
-        } else {
-            self.horizon_wait = HORIZON_POLL.0;
         }
+        self.buffer.extend(events);
         Ok(())
     }
 }

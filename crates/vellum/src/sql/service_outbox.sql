@@ -2,13 +2,16 @@
 -- transaction as the writes they describe. Append-only like the rest of history: the service role
 -- may read and append; what the relay has published lives in vellum.relay_checkpoints, owned by
 -- vellum's own role, so publishing never needs to change an outbox row.
+--
+-- Positions are handed out in commit order: vellum.outbox_in_commit_order (a trigger every
+-- insert passes through) takes a per-outbox lock held until the transaction ends, and only then
+-- draws the position. So no transaction in flight ever holds a position below a committed one,
+-- and a reader that resumes after the last position it saw never skips an event.
+CREATE SEQUENCE {schema}.outbox_position AS bigint;
 CREATE TABLE {schema}.outbox (
-    position          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    position          bigint PRIMARY KEY,
     event_id          uuid NOT NULL UNIQUE,
     uow_id            uuid NOT NULL REFERENCES {schema}.units_of_work (uow_id),
-    -- The writing transaction: readers deliver only below the oldest transaction still in
-    -- flight (pg_snapshot_xmin), in (txid, position) order, so a late commit is never skipped.
-    txid              xid8 NOT NULL DEFAULT pg_current_xact_id(),
     aggregate_type    text NOT NULL,
     aggregate_id      text NOT NULL,
     aggregate_version text,
@@ -16,12 +19,15 @@ CREATE TABLE {schema}.outbox (
     payload           jsonb NOT NULL,
     created_at        timestamptz NOT NULL
 );
-CREATE INDEX outbox_feed_order ON {schema}.outbox (txid, position);
+ALTER SEQUENCE {schema}.outbox_position OWNED BY {schema}.outbox.position;
+CREATE TRIGGER outbox_in_commit_order BEFORE INSERT ON {schema}.outbox
+    FOR EACH ROW EXECUTE FUNCTION vellum.outbox_in_commit_order();
 CREATE TRIGGER outbox_append_only BEFORE UPDATE OR DELETE ON {schema}.outbox
     FOR EACH ROW EXECUTE FUNCTION vellum.guard_append_only();
 CREATE TRIGGER outbox_no_truncate BEFORE TRUNCATE ON {schema}.outbox
     FOR EACH STATEMENT EXECUTE FUNCTION vellum.guard_append_only();
 GRANT SELECT, INSERT ON {schema}.outbox TO {role};
+GRANT USAGE ON SEQUENCE {schema}.outbox_position TO {role};
 
 -- The service's event settings: one row, read by the commit pipeline under the service role,
 -- changed only by vellum's own role.

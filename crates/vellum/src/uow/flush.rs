@@ -142,10 +142,10 @@ impl UnitOfWork {
                              JOIN {uow_table} u ON u.uow_id = $1
                              WHERE NOT e.is_change OR (SELECT s.change_events FROM {settings} s)
                              ORDER BY e.ord
-                             RETURNING position, event_id, txid),
+                             RETURNING position, event_id),
                          -- Delivered to listeners only if the transaction commits.
                          woken AS (SELECT pg_notify($9, $10) WHERE EXISTS (SELECT FROM written))
-                         SELECT w.position, w.event_id, w.txid::text
+                         SELECT w.position, w.event_id
                          FROM written w LEFT JOIN woken ON true ORDER BY w.position",
                         outbox = idents.fixed("outbox"),
                         settings = idents.fixed("event_settings"),
@@ -352,7 +352,6 @@ impl UnitOfWork {
             .iter()
             .map(|row| {
                 let event_id: Uuid = row.try_get(1)?;
-                let txid: String = row.try_get(2)?;
                 let i = *index
                     .get(&event_id)
                     .ok_or_else(|| Error::Corrupt(format!("outbox returned event {event_id}")))?;
@@ -366,9 +365,6 @@ impl UnitOfWork {
                     aggregate_version: rows.aggregate_version[i].clone(),
                     data: rows.data[i].clone(),
                     created_at: committed_at,
-                    txid: txid
-                        .parse()
-                        .map_err(|_| Error::Corrupt(format!("outbox txid {txid:?}")))?,
                 })
             })
             .collect()
