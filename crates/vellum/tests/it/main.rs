@@ -6,7 +6,9 @@ mod entities;
 mod events;
 mod fixtures;
 mod health;
+mod nats;
 mod registry;
+mod relay;
 mod services;
 mod statement_timeout;
 #[allow(dead_code, reason = "shared with the CLI tests, which use other parts")]
