@@ -30,6 +30,15 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = open(cli.database_url.as_deref(), &cli.data_dir, options).await?;
             return crate::serve::serve(store, &cli.data_dir, args).await;
         }
+        Command::Relay(args) => {
+            let store = open(
+                cli.database_url.as_deref(),
+                &cli.data_dir,
+                StoreOptions::default(),
+            )
+            .await?;
+            return crate::relay::relay(store, args).await;
+        }
         Command::Bench(args) => {
             return crate::bench::bench(cli.database_url.as_deref(), &cli.data_dir, args).await;
         }
@@ -44,7 +53,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Service(command) => service(&store, command).await?,
                 Command::Schema(command) => schema(&store, command).await?,
                 Command::Entity(command) => entity(&store, command).await?,
-                Command::Db(_) | Command::Serve(_) | Command::Bench(_) => {
+                Command::Db(_) | Command::Serve(_) | Command::Bench(_) | Command::Relay(_) => {
                     unreachable!("handled above")
                 }
             };

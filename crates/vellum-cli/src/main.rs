@@ -3,6 +3,7 @@
 mod args;
 mod bench;
 mod commands;
+mod relay;
 mod serve;
 
 use std::process::ExitCode;
@@ -23,10 +24,14 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr, filtered by `VELLUM_LOG` (default: info for `serve`, warn otherwise).
+/// Logs to stderr, filtered by `VELLUM_LOG` (default: info for `serve` and `relay`, warn
+/// otherwise).
 fn init_logging(cli: &args::Cli) {
     // tokio_postgres logs server NOTICEs at info: keep them out unless asked for.
-    let default = if matches!(cli.command, args::Command::Serve(_)) {
+    let default = if matches!(
+        cli.command,
+        args::Command::Serve(_) | args::Command::Relay(_)
+    ) {
         "info,tokio_postgres=warn"
     } else {
         "warn"

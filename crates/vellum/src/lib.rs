@@ -74,7 +74,7 @@ pub use registry::{SchemaRegistry, SchemaSummary, SchemaVersion, SchemaVersionIn
 pub use service::Service;
 pub use store::{ServiceInfo, Store, StoreOptions};
 pub use tokens::{IssuedToken, Scope, TokenInfo};
-pub use uow::{Committed, Staged, UnitOfWork, UowOptions, WriteOptions};
+pub use uow::{Committed, Staged, UnitOfWork, UowOptions, UowStats, WriteOptions};
 /// Malformed names, versions and schema definitions, as [`Error::InvalidInput`] carries them.
 pub use vellum_core::Error as CoreError;
 pub use vellum_core::compat::{

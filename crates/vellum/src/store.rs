@@ -17,6 +17,7 @@ use crate::{
     events::Notifier,
     migrate,
     sql::{self, ServiceIdents},
+    uow::UowCounters,
 };
 
 /// Advisory lock key (`'vellum:provision'` as a number) held while a service is provisioned.
@@ -67,6 +68,8 @@ struct Inner {
     config: tokio_postgres::Config,
     /// The `LISTEN` connection that wakes outbox readers, started on first use.
     notifier: OnceLock<Notifier>,
+    /// What units of work did, for metrics.
+    counters: UowCounters,
     options: StoreOptions,
     /// Schema versions are immutable, so a compiled validator is valid forever.
     validators: RwLock<HashMap<(ServiceName, SchemaId, Version), Arc<CompiledSchema>>>,
@@ -132,6 +135,7 @@ impl Store {
                 pool,
                 config,
                 notifier: OnceLock::new(),
+                counters: UowCounters::default(),
                 options,
                 validators: RwLock::default(),
                 _cluster: cluster,
@@ -153,6 +157,10 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &Pool {
         &self.inner.pool
+    }
+
+    pub(crate) fn counters(&self) -> &UowCounters {
+        &self.inner.counters
     }
 
     pub(crate) fn config(&self) -> &tokio_postgres::Config {

@@ -343,3 +343,43 @@ async fn the_stream_delivers_commits_as_they_happen_and_resumes_after_last_event
     assert_eq!(events[1].1["type"], "Tick");
     assert_eq!(events[1].1["position"], positions[1]);
 }
+
+#[tokio::test]
+async fn metrics_count_commits_conflicts_validation_failures_and_events() {
+    let api = with_wallets().await;
+    let ok = json!({"operations": [create(1)],
+                    "events": [{"type": "Opened", "aggregate_type": "wallet", "aggregate_id": "w"}]});
+    assert_eq!(
+        api.send(Method::POST, TX, Some(ADMIN), Some(ok))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let invalid = json!({"operations": [create(-1)]});
+    api.send(Method::POST, TX, Some(ADMIN), Some(invalid))
+        .await
+        .problem(422);
+    let id = uuid::Uuid::now_v7();
+    let twice = json!({"operations": [
+        {"op": "create", "schema_id": "wallet", "entity_id": id, "payload": {"owner": "a", "balance": 1}}]});
+    api.send(Method::POST, TX, Some(ADMIN), Some(twice)).await;
+    let stale = json!({"operations": [{"op": "update", "schema_id": "wallet", "entity_id": id,
+        "expected_version": "9.9.9", "payload": {"owner": "a", "balance": 1}}]});
+    api.send(Method::POST, TX, Some(ADMIN), Some(stale))
+        .await
+        .problem(409);
+
+    let reply = api.send(Method::GET, "/metrics", None, None).await;
+    let text = reply.body.as_str().unwrap();
+    for line in [
+        "vellum_uow_commits_total 2",
+        "vellum_uow_conflicts_total 1",
+        "vellum_uow_validation_failures_total 1",
+        "vellum_outbox_events_written_total 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from:\n{text}"
+        );
+    }
+}

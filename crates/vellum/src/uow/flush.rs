@@ -67,8 +67,18 @@ fn pipelined<'a>(
 impl UnitOfWork {
     /// Flushes every staged write, records the unit of work, and commits, in one pipelined
     /// round trip. All or nothing: on any error nothing is written.
-    #[instrument(skip_all, fields(uow_id = %self.uow_id, service = %self.service.name, actor = %self.options.actor, writes = self.ops.len()))]
-    pub async fn commit(mut self) -> Result<Committed> {
+    #[instrument(skip_all, fields(uow_id = %self.uow_id, service = %self.service.name, actor = %self.options.actor, writes = self.ops.len(), events = self.events.len()))]
+    pub async fn commit(self) -> Result<Committed> {
+        let counters = self.service.store.clone();
+        let result = self.flush().await;
+        match &result {
+            Ok(committed) => counters.counters().committed(committed.events.len()),
+            Err(err) => counters.counters().failed(err),
+        }
+        result
+    }
+
+    async fn flush(mut self) -> Result<Committed> {
         self.usable()?;
         self.state = State::Committing;
         let client = self

@@ -2,6 +2,7 @@
 
 mod flush;
 mod options;
+mod stats;
 mod validate;
 
 use std::{collections::HashMap, sync::Arc};
@@ -13,6 +14,8 @@ use uuid::Uuid;
 use vellum_core::{CompiledSchema, SchemaId, Version};
 
 pub use options::{Committed, Staged, UowOptions, WriteOptions};
+pub(crate) use stats::UowCounters;
+pub use stats::UowStats;
 
 use crate::{Entity, Error, Event, Result, Service, entity::COLUMNS, raw::RawSql, sql};
 
@@ -581,6 +584,7 @@ impl UnitOfWork {
     fn record<T>(&mut self, result: Result<T>) -> Result<T> {
         self.usable()?;
         if let Err(err) = &result {
+            self.service.store.counters().failed(err);
             self.failed = Some(err.to_string());
         }
         result

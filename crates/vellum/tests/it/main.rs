@@ -16,3 +16,4 @@ mod support;
 mod time_travel;
 mod tokens;
 mod unit_of_work;
+mod wallet;
