@@ -166,6 +166,16 @@ impl ApiError {
         )
     }
 
+    /// A well-formed transaction request that cannot be committed as it is (empty, too large).
+    pub(crate) fn invalid_transaction(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-transaction",
+            "Invalid transaction",
+            detail,
+        )
+    }
+
     pub(crate) fn timeout(detail: impl Into<String>) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,

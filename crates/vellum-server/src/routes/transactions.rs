@@ -118,7 +118,8 @@ pub(crate) struct EventRequest {
 /// Commit writes and events atomically. Answers the resulting entities, one per operation in
 /// order, and the committed events with their outbox positions. Nothing is written unless
 /// everything is: a conflict is 409 and an invalid document or event 422, each naming the
-/// failing `operation` or `event` by index.
+/// failing `operation` or `event` by index. A transaction with no operation and no event, or
+/// more than 1000 of them, is 422.
 #[utoipa::path(
     post, path = "/v1/{service}/transactions", tag = "events", operation_id = "commit_transaction",
     params(("service" = ServiceName, Path), super::entities::WriteHeaders),
@@ -135,12 +136,12 @@ pub(crate) async fn commit(
 ) -> Result<axum::Json<Committed>, ApiError> {
     caller.require(&service, Scope::Write)?;
     if request.operations.is_empty() && request.events.is_empty() {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::invalid_transaction(
             "a transaction needs at least one operation or event",
         ));
     }
     if request.operations.len() + request.events.len() > MAX_ITEMS {
-        return Err(ApiError::bad_request(format!(
+        return Err(ApiError::invalid_transaction(format!(
             "a transaction carries at most {MAX_ITEMS} operations and events"
         )));
     }

@@ -229,8 +229,10 @@ async fn an_invalid_document_or_event_is_422_naming_it_and_writes_nothing() {
     assert_eq!(problem["event"], 1);
     assert!(problem.get("operation").is_none());
 
+    api.send(Method::POST, TX, Some(ADMIN), Some(json!({})))
+        .await
+        .problem(422);
     for bad in [
-        json!({}),
         json!({"operations": [{"op": "upsert", "schema_id": "wallet"}]}),
         json!({"operations": [], "extra": 1}),
     ] {
@@ -382,4 +384,52 @@ async fn metrics_count_commits_conflicts_validation_failures_and_events() {
             "{line} missing from:\n{text}"
         );
     }
+}
+
+#[tokio::test]
+async fn change_events_are_a_service_setting_for_admins() {
+    let api = with_wallets().await;
+    let reader = api.token("orders", &["read", "write"]).await;
+    let settings = "/v1/orders/events/settings";
+    let reply = api.send(Method::GET, settings, Some(&reader), None).await;
+    assert_eq!(reply.body, json!({"change_events": false}));
+    api.send(
+        Method::PUT,
+        settings,
+        Some(&reader),
+        Some(json!({"change_events": true})),
+    )
+    .await
+    .problem(403);
+    let reply = api
+        .send(
+            Method::PUT,
+            settings,
+            Some(ADMIN),
+            Some(json!({"change_events": true})),
+        )
+        .await;
+    assert_eq!(reply.body, json!({"change_events": true}));
+
+    let reply = api
+        .send(
+            Method::POST,
+            TX,
+            Some(&reader),
+            Some(json!({"operations": [create(3)]})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:#}", reply.body);
+    let event = &reply.body["events"][0];
+    assert_eq!(event["event_type"], "entity.created");
+    assert_eq!(event["aggregate_type"], "wallet");
+    assert_eq!(
+        event["aggregate_id"],
+        reply.body["entities"][0]["entity_id"]
+    );
+    assert_eq!(event["aggregate_version"], "1.0.0");
+    assert_eq!(
+        event["data"]["payload"],
+        json!({"owner": "ann", "balance": 3})
+    );
 }

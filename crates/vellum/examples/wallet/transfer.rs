@@ -31,7 +31,11 @@ pub(crate) async fn register_wallet_schema(service: &Service) -> vellum::Result<
 }
 
 /// Opens a wallet with a starting balance.
-pub(crate) async fn open_wallet(service: &Service, owner: &str, balance: i64) -> vellum::Result<Uuid> {
+pub(crate) async fn open_wallet(
+    service: &Service,
+    owner: &str,
+    balance: i64,
+) -> vellum::Result<Uuid> {
     let mut uow = service.begin(owner).await?;
     let staged = uow
         .create(

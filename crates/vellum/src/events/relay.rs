@@ -210,15 +210,24 @@ impl OutboxRelay {
     }
 
     /// Publishes a batch in order, then waits for every acknowledgement.
+    ///
+    /// Each message after the first names its predecessor as the stream's expected last
+    /// message id, so if one is lost on the way (the connection drops mid-batch), JetStream
+    /// refuses the ones after it instead of storing them out of order; the batch is then
+    /// published again from the checkpoint, and what was stored already is acknowledged as a
+    /// duplicate (JetStream checks duplicates before expectations).
     async fn publish(&self, events: &[OutboxEvent]) -> Result<()> {
         let started = Instant::now();
         let mut acks = Vec::with_capacity(events.len());
-        for event in events {
+        for (index, event) in events.iter().enumerate() {
             let body = serde_json::to_vec(&event.cloud_event(&self.service.name))
                 .map_err(|e| Error::Relay(format!("encoding event {}: {e}", event.event_id)))?;
-            let message = PublishMessage::build()
+            let mut message = PublishMessage::build()
                 .payload(body.into())
                 .message_id(event.event_id.to_string());
+            if let Some(previous) = index.checked_sub(1).map(|i| &events[i]) {
+                message = message.expected_last_message_id(previous.event_id.to_string());
+            }
             let ack = self
                 .jetstream
                 .send_publish(event.subject(&self.service.name), message)
