@@ -20,6 +20,34 @@ use crate::{
 /// The most operations plus events one transaction may carry.
 const MAX_ITEMS: usize = 1000;
 
+/// A UUID in its hyphenated form only, so the body accepts exactly what its schema documents
+/// (the pattern on each UUID field).
+fn hyphenated<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Uuid, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let valid = text.len() == 36
+        && text.char_indices().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        });
+    if !valid {
+        return Err(serde::de::Error::custom(format!(
+            "{text:?} is not a hyphenated UUID"
+        )));
+    }
+    Uuid::parse_str(&text).map_err(serde::de::Error::custom)
+}
+
+fn hyphenated_opt<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Uuid>, D::Error> {
+    #[derive(Deserialize)]
+    struct Wrapped(#[serde(deserialize_with = "hyphenated")] Uuid);
+    Ok(Option::<Wrapped>::deserialize(deserializer)?.map(|Wrapped(id)| id))
+}
+
 /// Writes and events to commit together.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +67,10 @@ pub(crate) enum Operation {
     /// Create an entity (with this id, if given).
     Create {
         schema_id: SchemaId,
+        #[serde(default, deserialize_with = "hyphenated_opt")]
+        #[schema(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        )]
         entity_id: Option<Uuid>,
         #[schema(value_type = Object)]
         payload: Value,
@@ -46,6 +78,10 @@ pub(crate) enum Operation {
     /// Replace an entity's document.
     Update {
         schema_id: SchemaId,
+        #[serde(deserialize_with = "hyphenated")]
+        #[schema(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        )]
         entity_id: Uuid,
         expected_version: Option<Version>,
         #[schema(value_type = Object)]
@@ -54,6 +90,10 @@ pub(crate) enum Operation {
     /// Apply a JSON Merge Patch (RFC 7396) to the entity's latest document.
     Patch {
         schema_id: SchemaId,
+        #[serde(deserialize_with = "hyphenated")]
+        #[schema(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        )]
         entity_id: Uuid,
         expected_version: Option<Version>,
         #[schema(value_type = Object)]
@@ -62,6 +102,10 @@ pub(crate) enum Operation {
     /// Soft-delete an entity.
     Delete {
         schema_id: SchemaId,
+        #[serde(deserialize_with = "hyphenated")]
+        #[schema(
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        )]
         entity_id: Uuid,
         expected_version: Option<Version>,
     },
@@ -108,6 +152,10 @@ pub(crate) struct EventRequest {
     /// The aggregate's version after the event.
     aggregate_version: Option<String>,
     /// The event id to use (for idempotent producers); a fresh UUIDv7 otherwise.
+    #[serde(default, deserialize_with = "hyphenated_opt")]
+    #[schema(
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     id: Option<Uuid>,
     /// The event's data.
     #[serde(default)]

@@ -234,6 +234,9 @@ async fn an_invalid_document_or_event_is_422_naming_it_and_writes_nothing() {
         .problem(422);
     for bad in [
         json!({"operations": [{"op": "upsert", "schema_id": "wallet"}]}),
+        json!({"operations": [{"op": "delete", "schema_id": "wallet", "entity_id": ""}]}),
+        json!({"operations": [{"op": "delete", "schema_id": "wallet",
+                               "entity_id": "0190a8b2c3d47e5f8a9b0c1d2e3f4a5b"}]}),
         json!({"operations": [], "extra": 1}),
     ] {
         api.send(Method::POST, TX, Some(ADMIN), Some(bad))
