@@ -167,6 +167,14 @@ pub(crate) enum ServiceCommand {
     },
     /// List the provisioned services.
     List,
+    /// Show a service's event settings; with --change-events, change them first.
+    Events {
+        /// The service.
+        name: ServiceName,
+        /// Write entity.created / updated / undeleted / deleted events for every entity write.
+        #[arg(long, value_name = "true|false")]
+        change_events: Option<bool>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

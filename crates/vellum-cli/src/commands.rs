@@ -115,6 +115,16 @@ async fn service(store: &Store, command: ServiceCommand) -> anyhow::Result<Value
     Ok(match command {
         ServiceCommand::Create { name } => to_json(store.create_service(&name).await?)?,
         ServiceCommand::List => to_json(store.services().await?)?,
+        ServiceCommand::Events {
+            name,
+            change_events,
+        } => {
+            let service = open_service(store, &name).await?;
+            if let Some(on) = change_events {
+                service.set_change_events(on).await?;
+            }
+            json!({"service": name, "change_events": service.change_events().await?})
+        }
     })
 }
 

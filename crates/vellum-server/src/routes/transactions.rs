@@ -60,80 +60,87 @@ pub(crate) struct TransactionRequest {
     events: Vec<EventRequest>,
 }
 
-/// One write of a transaction.
+/// What an operation of a transaction does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum OpKind {
+    /// Create an entity (`payload`; `entity_id` optional).
+    Create,
+    /// Replace an entity's document (`entity_id`, `payload`).
+    Update,
+    /// Apply a JSON Merge Patch (RFC 7396) to the entity's latest document (`entity_id`, `patch`).
+    Patch,
+    /// Soft-delete an entity (`entity_id`).
+    Delete,
+}
+
+/// One write of a transaction. `create` needs `payload`; `update` needs `entity_id` and
+/// `payload`; `patch` needs `entity_id` and `patch`; `delete` needs `entity_id`. A missing or
+/// extra one is 422 naming the operation. `expected_version` makes the write conditional.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
-pub(crate) enum Operation {
-    /// Create an entity (with this id, if given).
-    Create {
-        schema_id: SchemaId,
-        #[serde(default, deserialize_with = "hyphenated_opt")]
-        #[schema(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        )]
-        entity_id: Option<Uuid>,
-        #[schema(value_type = Object)]
-        payload: Value,
-    },
-    /// Replace an entity's document.
-    Update {
-        schema_id: SchemaId,
-        #[serde(deserialize_with = "hyphenated")]
-        #[schema(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        )]
-        entity_id: Uuid,
-        expected_version: Option<Version>,
-        #[schema(value_type = Object)]
-        payload: Value,
-    },
-    /// Apply a JSON Merge Patch (RFC 7396) to the entity's latest document.
-    Patch {
-        schema_id: SchemaId,
-        #[serde(deserialize_with = "hyphenated")]
-        #[schema(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        )]
-        entity_id: Uuid,
-        expected_version: Option<Version>,
-        #[schema(value_type = Object)]
-        patch: Value,
-    },
-    /// Soft-delete an entity.
-    Delete {
-        schema_id: SchemaId,
-        #[serde(deserialize_with = "hyphenated")]
-        #[schema(
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-        )]
-        entity_id: Uuid,
-        expected_version: Option<Version>,
-    },
+#[serde(deny_unknown_fields)]
+pub(crate) struct Operation {
+    /// What the operation does.
+    op: OpKind,
+    /// The entity type.
+    schema_id: SchemaId,
+    /// The entity (for `create`, the id to give it instead of a fresh UUIDv7).
+    #[serde(default, deserialize_with = "hyphenated_opt")]
+    #[schema(
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
+    entity_id: Option<Uuid>,
+    /// The entity version the write expects to be current (not for `create`).
+    expected_version: Option<Version>,
+    /// The whole document (`create`, `update`).
+    #[schema(value_type = Option<Object>)]
+    payload: Option<Value>,
+    /// A JSON Merge Patch (`patch`).
+    #[schema(value_type = Option<Object>)]
+    patch: Option<Value>,
+}
+
+/// An operation with the fields its kind needs.
+enum Write<'a> {
+    Create(Option<Uuid>, &'a Value),
+    Update(Uuid, &'a Value),
+    Patch(Uuid, &'a Value),
+    Delete(Uuid),
 }
 
 impl Operation {
-    fn target(&self) -> (&SchemaId, Option<Uuid>) {
-        match self {
-            Operation::Create {
-                schema_id,
-                entity_id,
-                ..
-            } => (schema_id, *entity_id),
-            Operation::Update {
-                schema_id,
-                entity_id,
-                ..
+    fn write(&self) -> Result<Write<'_>, String> {
+        let needs = |what: &str| format!("{} needs {what}", self.op_name());
+        let refuses = |what: &str| format!("{} takes no {what}", self.op_name());
+        let id = || self.entity_id.ok_or_else(|| needs("entity_id"));
+        match self.op {
+            OpKind::Create if self.expected_version.is_some() => Err(refuses("expected_version")),
+            OpKind::Create | OpKind::Update | OpKind::Delete if self.patch.is_some() => {
+                Err(refuses("patch"))
             }
-            | Operation::Patch {
-                schema_id,
-                entity_id,
-                ..
-            }
-            | Operation::Delete {
-                schema_id,
-                entity_id,
-                ..
-            } => (schema_id, Some(*entity_id)),
+            OpKind::Patch | OpKind::Delete if self.payload.is_some() => Err(refuses("payload")),
+            OpKind::Create => Ok(Write::Create(
+                self.entity_id,
+                self.payload.as_ref().ok_or_else(|| needs("payload"))?,
+            )),
+            OpKind::Update => Ok(Write::Update(
+                id()?,
+                self.payload.as_ref().ok_or_else(|| needs("payload"))?,
+            )),
+            OpKind::Patch => Ok(Write::Patch(
+                id()?,
+                self.patch.as_ref().ok_or_else(|| needs("patch"))?,
+            )),
+            OpKind::Delete => Ok(Write::Delete(id()?)),
+        }
+    }
+
+    fn op_name(&self) -> &'static str {
+        match self.op {
+            OpKind::Create => "create",
+            OpKind::Update => "update",
+            OpKind::Patch => "patch",
+            OpKind::Delete => "delete",
         }
     }
 }
@@ -196,47 +203,34 @@ pub(crate) async fn commit(
     let handle = state.service(&service).await?;
     let mut uow = handle.begin_with(uow_options(&caller, &headers)?).await?;
     for (index, operation) in request.operations.iter().enumerate() {
-        let staged = match operation {
-            Operation::Create {
-                schema_id,
-                entity_id,
-                payload,
-            } => {
-                let mut options = WriteOptions::default();
-                options.entity_id = *entity_id;
+        let culprit = Culprit::Operation(index);
+        let write = operation
+            .write()
+            .map_err(|reason| ApiError::invalid_transaction(reason).at(culprit))?;
+        let schema_id = &operation.schema_id;
+        let mut options = WriteOptions::default();
+        options.expected_version = operation.expected_version;
+        let staged = match write {
+            Write::Create(entity_id, payload) => {
+                options.entity_id = entity_id;
                 uow.create(schema_id, payload.clone(), options).await
             }
-            Operation::Update {
-                schema_id,
-                entity_id,
-                expected_version,
-                payload,
-            } => {
-                let mut options = WriteOptions::default();
-                options.expected_version = *expected_version;
-                uow.update(schema_id, *entity_id, payload.clone(), options)
+            Write::Update(entity_id, payload) => {
+                uow.update(schema_id, entity_id, payload.clone(), options)
                     .await
             }
-            Operation::Patch {
-                schema_id,
-                entity_id,
-                expected_version,
-                patch,
-            } => {
-                let mut options = WriteOptions::default();
-                options.expected_version = *expected_version;
-                uow.update_with(schema_id, *entity_id, options, |document| {
+            Write::Patch(entity_id, patch) => {
+                uow.update_with(schema_id, entity_id, options, |document| {
                     merge_patch(document, patch)
                 })
                 .await
             }
-            Operation::Delete {
-                schema_id,
-                entity_id,
-                expected_version,
-            } => uow.delete(schema_id, *entity_id, *expected_version).await,
+            Write::Delete(entity_id) => {
+                uow.delete(schema_id, entity_id, operation.expected_version)
+                    .await
+            }
         };
-        staged.map_err(|err| ApiError::from(err).at(Culprit::Operation(index)))?;
+        staged.map_err(|err| ApiError::from(err).at(culprit))?;
     }
     for (index, event) in request.events.into_iter().enumerate() {
         let mut emitted = Event::new(
@@ -271,10 +265,9 @@ pub(crate) async fn commit(
 /// A failure found at commit, named by the operation on the entity it is about.
 fn commit_error(err: vellum::Error, operations: &[Operation]) -> ApiError {
     let about = |schema: &str, entity: Uuid| {
-        operations.iter().position(|op| {
-            let (schema_id, entity_id) = op.target();
-            schema_id.as_str() == schema && entity_id == Some(entity)
-        })
+        operations
+            .iter()
+            .position(|op| op.schema_id.as_str() == schema && op.entity_id == Some(entity))
     };
     let culprit = match &err {
         vellum::Error::VersionConflict {
@@ -283,9 +276,10 @@ fn commit_error(err: vellum::Error, operations: &[Operation]) -> ApiError {
             ..
         } => about(schema_id, *entity_id),
         vellum::Error::AlreadyExists { what } => operations.iter().position(|op| {
-            let (schema_id, entity_id) = op.target();
-            matches!(op, Operation::Create { .. })
-                && entity_id.is_some_and(|id| *what == format!("entity {schema_id}/{id}"))
+            op.op == OpKind::Create
+                && op
+                    .entity_id
+                    .is_some_and(|id| *what == format!("entity {}/{id}", op.schema_id))
         }),
         _ => None,
     };

@@ -232,6 +232,16 @@ async fn an_invalid_document_or_event_is_422_naming_it_and_writes_nothing() {
     api.send(Method::POST, TX, Some(ADMIN), Some(json!({})))
         .await
         .problem(422);
+    let incomplete = json!({"operations": [create(1),
+        {"op": "update", "schema_id": "wallet", "payload": {"owner": "x", "balance": 1}}]});
+    let reply = api
+        .send(Method::POST, TX, Some(ADMIN), Some(incomplete))
+        .await;
+    assert_eq!(reply.problem(422)["operation"], 1);
+    let mixed = json!({"operations": [{"op": "delete", "schema_id": "wallet",
+        "entity_id": uuid::Uuid::now_v7(), "payload": {}}]});
+    let reply = api.send(Method::POST, TX, Some(ADMIN), Some(mixed)).await;
+    assert_eq!(reply.problem(422)["operation"], 0);
     for bad in [
         json!({"operations": [{"op": "upsert", "schema_id": "wallet"}]}),
         json!({"operations": [{"op": "delete", "schema_id": "wallet", "entity_id": ""}]}),

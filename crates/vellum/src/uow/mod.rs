@@ -10,6 +10,7 @@ use std::{collections::HashMap, sync::Arc};
 use deadpool_postgres::Object;
 use serde_json::Value;
 use tokio_postgres::{Row, types::ToSql};
+use tracing::instrument;
 use uuid::Uuid;
 use vellum_core::{CompiledSchema, SchemaId, Version};
 
@@ -135,6 +136,7 @@ impl UnitOfWork {
     }
 
     /// Stages a new entity; validated now, stored at commit as revision 1, version 1.0.0.
+    #[instrument(level = "debug", skip_all, fields(uow_id = %self.uow_id, %schema_id))]
     pub async fn create(
         &mut self,
         schema_id: &SchemaId,
@@ -146,6 +148,7 @@ impl UnitOfWork {
     }
 
     /// Stages a new version of an entity with a whole new payload.
+    #[instrument(level = "debug", skip_all, fields(uow_id = %self.uow_id, %schema_id))]
     pub async fn update(
         &mut self,
         schema_id: &SchemaId,
@@ -162,6 +165,7 @@ impl UnitOfWork {
     /// Stages a new version computed from the entity's latest version, as this unit of work
     /// sees it (its own staged write, or the stored version): `change` edits a copy of that
     /// document (a JSON Merge Patch, say), and the result is validated like any update.
+    #[instrument(level = "debug", skip_all, fields(uow_id = %self.uow_id, %schema_id, %entity_id))]
     pub async fn update_with<F>(
         &mut self,
         schema_id: &SchemaId,
@@ -196,6 +200,7 @@ impl UnitOfWork {
     }
 
     /// Stages a soft delete of the entity's active version; every version stays in history.
+    #[instrument(level = "debug", skip_all, fields(uow_id = %self.uow_id, %schema_id))]
     pub async fn delete(
         &mut self,
         schema_id: &SchemaId,
@@ -209,6 +214,7 @@ impl UnitOfWork {
     }
 
     /// Stages the undelete of a soft-deleted entity: a new version with the deleted payload.
+    #[instrument(level = "debug", skip_all, fields(uow_id = %self.uow_id, %schema_id))]
     pub async fn undelete(&mut self, schema_id: &SchemaId, entity_id: Uuid) -> Result<Staged> {
         let result = self.stage_undelete(schema_id, entity_id).await;
         self.record(result)
@@ -238,6 +244,7 @@ impl UnitOfWork {
     /// The current committed version of an entity, read inside this unit of work's transaction.
     ///
     /// Not finding the entity is an answer, not a failure: it leaves the unit of work usable.
+    #[instrument(level = "debug", skip_all, fields(uow_id = %self.uow_id, %schema_id))]
     pub async fn get(&mut self, schema_id: &SchemaId, entity_id: Uuid) -> Result<Entity> {
         let result = self.read_current(schema_id, entity_id, false).await;
         self.record(result)?
