@@ -36,6 +36,9 @@ impl std::fmt::Debug for EventSubscription {
 
 impl Service {
     /// Subscribes to the committed events after `after` ([`FeedCursor::START`] for all of them).
+    ///
+    /// Call it on a Tokio runtime: the first subscription of a store starts its `LISTEN`
+    /// connection there.
     pub fn subscribe(&self, after: FeedCursor) -> EventSubscription {
         let mut wakeups = self.store.notifier().watch(self.name.as_str());
         wakeups.mark_changed();
