@@ -37,6 +37,11 @@
 //! Open a store on any PostgreSQL 13+ with [`Store::connect`], or on a private cluster in a data
 //! directory with [`EmbeddedCluster`] and [`Store::open_embedded`].
 //!
+//! A unit of work also emits [`Event`]s ([`UnitOfWork::emit`]): they are written to the service's
+//! outbox in the same transaction, come back in [`Committed::events`] with their positions, and
+//! are read in commit order with [`Service::events_after`] and [`Service::subscribe`], or
+//! published to NATS JetStream by an [`OutboxRelay`] (see `docs/events.md`).
+//!
 //! Per-service API tokens with scopes are issued, checked and revoked with
 //! [`Store::issue_token`], [`Store::authenticate`] and [`Store::revoke_token`]; only their
 //! SHA-256 is stored.
