@@ -1,5 +1,6 @@
 //! The wallet example under load: 8 workers transfer concurrently between 5 wallets; the total
-//! balance never changes, and every committed transfer has exactly one event.
+//! balance never changes, and every committed transfer has exactly one event, in the outbox and
+//! (with NATS) in the JetStream stream the relay fills while they run.
 
 #[path = "../../examples/wallet/transfer.rs"]
 mod transfer;
@@ -7,9 +8,11 @@ mod transfer;
 use std::{collections::HashSet, time::Duration};
 
 use rand::Rng;
-use vellum::{FeedCursor, ServiceName, Store, StoreOptions};
+use vellum::{
+    CloudEvent, FeedCursor, OutboxRelay, RelayOptions, ServiceName, Store, StoreOptions, async_nats,
+};
 
-use crate::support::TestDb;
+use crate::{nats::shared_nats, support::TestDb};
 
 const WALLETS: usize = 5;
 const WORKERS: usize = 8;
@@ -22,7 +25,12 @@ async fn concurrent_transfers_keep_the_total_and_each_commit_has_one_event() {
     let store = Store::connect(db.config(), StoreOptions::default())
         .await
         .unwrap();
-    let name = ServiceName::new("wallets").unwrap();
+    // A name of its own: its JetStream stream on the shared server is its own too.
+    let name = ServiceName::new(format!(
+        "w{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    ))
+    .unwrap();
     store.create_service(&name).await.unwrap();
     let service = store.service(&name).await.unwrap();
     transfer::register_wallet_schema(&service).await.unwrap();
@@ -35,6 +43,15 @@ async fn concurrent_transfers_keep_the_total_and_each_commit_has_one_event() {
         );
     }
     let total = START_BALANCE * WALLETS as i64;
+    let nats = shared_nats().await;
+    let relay = nats.clone().map(|nats| {
+        let relay = OutboxRelay::new(service.clone(), nats, RelayOptions::default());
+        let status = relay.status();
+        let task = tokio::spawn(async move {
+            relay.run(std::future::pending::<()>()).await.unwrap();
+        });
+        (task, status)
+    });
 
     // An auditor sums every balance in one statement (one snapshot) while the workers run.
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -129,4 +146,48 @@ async fn concurrent_transfers_keep_the_total_and_each_commit_has_one_event() {
         "wallet test: {} transfers committed, {refused} refused for insufficient funds, {audits} audits of the total",
         committed.len()
     );
+
+    let (Some(nats), Some((task, mut status))) = (nats, relay) else {
+        return;
+    };
+    let last = events.last().unwrap().position;
+    let published = tokio::time::timeout(
+        Duration::from_secs(30),
+        status.wait_for(|s| s.checkpoint == Some(last)),
+    )
+    .await
+    .is_ok();
+    assert!(
+        published,
+        "the relay did not publish everything: {:?}",
+        *status.borrow()
+    );
+    task.abort();
+    let jetstream = async_nats::jetstream::new(nats);
+    let stream_name = OutboxRelay::stream_name(service.name());
+    let stream = jetstream.get_stream(&stream_name).await.unwrap();
+    let mut published = Vec::new();
+    for sequence in 1..=events.len() as u64 {
+        let message = stream.get_raw_message(sequence).await.unwrap();
+        let event: CloudEvent = serde_json::from_slice(&message.payload).unwrap();
+        published.push(event.subject);
+    }
+    assert!(
+        stream
+            .get_raw_message(events.len() as u64 + 1)
+            .await
+            .is_err(),
+        "more messages than events"
+    );
+    let published: HashSet<String> = published.into_iter().collect();
+    assert_eq!(
+        published.len(),
+        events.len(),
+        "a transfer was published twice"
+    );
+    assert_eq!(
+        published, expected,
+        "NATS has exactly the committed transfers"
+    );
+    let _ = jetstream.delete_stream(&stream_name).await;
 }
