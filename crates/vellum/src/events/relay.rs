@@ -29,7 +29,8 @@ pub struct RelayOptions {
     /// How long the leader waits for a commit notification before reading the outbox anyway
     /// (default 5 s).
     pub poll_interval: Duration,
-    /// How often a standby relay tries to become the leader (default 1 s).
+    /// How often a standby relay tries to become the leader, on the connection it keeps for that
+    /// (default 1 s).
     pub standby_interval: Duration,
     /// The pause after a failure (database or NATS) before the relay tries again (default 1 s).
     pub retry_interval: Duration,
@@ -134,35 +135,35 @@ impl OutboxRelay {
 
     async fn run_forever(&self) {
         loop {
-            let pause = match self.lead().await {
-                Ok(()) => self.options.standby_interval,
-                Err(err) => {
-                    warn!(service = %self.service.name, %err, "outbox relay failed; retrying");
-                    self.status.send_modify(|s| {
-                        s.leader = false;
-                        s.last_error = Some(err.to_string());
-                    });
-                    self.options.retry_interval
-                }
-            };
-            tokio::time::sleep(pause).await;
+            if let Err(err) = self.lead().await {
+                warn!(service = %self.service.name, %err, "outbox relay failed; retrying");
+                self.status.send_modify(|s| {
+                    s.leader = false;
+                    s.last_error = Some(err.to_string());
+                });
+            }
+            tokio::time::sleep(self.options.retry_interval).await;
         }
     }
 
-    /// Leads while the lock and the connections hold; returns `Ok` when another relay leads.
+    /// Stands by until it gets the lock, then leads while the lock and the connections hold.
+    /// Returns only on failure; the connection (and with it the lock) is closed then.
     async fn lead(&self) -> Result<()> {
         let (client, connection) = self.service.store.config().connect(NoTls).await?;
         let connection = AbortOnDrop(tokio::spawn(connection));
-        let locked: bool = client
-            .query_one(
-                "SELECT pg_try_advisory_lock($1, $2)",
-                &[&RELAY_LOCK_CLASS, &self.service.lock_key],
-            )
-            .await?
-            .get(0);
-        if !locked {
+        loop {
+            let locked: bool = client
+                .query_one(
+                    "SELECT pg_try_advisory_lock($1, $2)",
+                    &[&RELAY_LOCK_CLASS, &self.service.lock_key],
+                )
+                .await?
+                .get(0);
+            if locked {
+                break;
+            }
             self.status.send_modify(|s| s.leader = false);
-            return Ok(());
+            tokio::time::sleep(self.options.standby_interval).await;
         }
         info!(service = %self.service.name, "outbox relay leads");
         self.status.send_modify(|s| s.leader = true);
