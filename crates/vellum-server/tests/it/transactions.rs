@@ -446,3 +446,37 @@ async fn change_events_are_a_service_setting_for_admins() {
         json!({"owner": "ann", "balance": 3})
     );
 }
+
+#[tokio::test]
+async fn the_feed_pages_in_position_order_with_next_after() {
+    let api = with_wallets().await;
+    let mut positions = Vec::new();
+    for n in 0..5 {
+        let body = json!({"events": [{"type": "Paged", "aggregate_type": "page", "aggregate_id": "p",
+                                       "data": {"n": n}}]});
+        let reply = api.send(Method::POST, TX, Some(ADMIN), Some(body)).await;
+        positions.push(reply.body["events"][0]["position"].as_i64().unwrap());
+    }
+    let mut after = 0;
+    let mut seen = Vec::new();
+    loop {
+        let page = api
+            .send(
+                Method::GET,
+                &format!("/v1/orders/events?after={after}&limit=2"),
+                Some(ADMIN),
+                None,
+            )
+            .await;
+        let events = page.body["events"].as_array().unwrap();
+        assert!(events.len() <= 2);
+        if events.is_empty() {
+            assert_eq!(page.body["next_after"], after);
+            break;
+        }
+        seen.extend(events.iter().map(|e| e["position"].as_i64().unwrap()));
+        after = page.body["next_after"].as_i64().unwrap();
+        assert_eq!(after, *seen.last().unwrap());
+    }
+    assert_eq!(seen, positions);
+}
