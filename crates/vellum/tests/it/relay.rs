@@ -160,8 +160,9 @@ async fn the_relay_publishes_each_committed_event_once_in_commit_order() {
         .unwrap();
     committed.extend(uow.commit().await.unwrap().events);
     let last = committed.last().unwrap().position;
+    // The lag is measured right after the checkpoint moves: wait for both.
     wait_for(&mut status, "the later event published", |s| {
-        s.checkpoint == Some(last)
+        s.checkpoint == Some(last) && s.lag_events == 0
     })
     .await;
     task.abort();
@@ -180,7 +181,6 @@ async fn the_relay_publishes_each_committed_event_once_in_commit_order() {
     }
     let status = status.borrow().clone();
     assert_eq!((status.published, status.duplicates), (11, 0));
-    assert_eq!(status.lag_events, 0);
     delete_stream(&nats, &service).await;
 }
 
@@ -274,9 +274,10 @@ async fn two_relays_at_once_one_leads_and_a_standby_takes_over_in_order() {
     let service = service(&db).await;
     let (first, mut first_status) =
         spawn(OutboxRelay::new(service.clone(), nats.clone(), options()));
+    // The first leads before the second starts, so the test knows which one to kill.
+    wait_for(&mut first_status, "leading", |s| s.leader).await;
     let other = other_process(&db, &service).await;
     let (second, mut second_status) = spawn(OutboxRelay::new(other, nats.clone(), options()));
-    wait_for(&mut first_status, "leading", |s| s.leader).await;
 
     let writing = {
         let service = service.clone();
@@ -379,4 +380,96 @@ async fn after_a_relay_crash_and_a_nats_crash_every_event_is_delivered_once_in_o
         "JetStream reported {duplicates} duplicates after the rewind (published before the crash: {published_before})"
     );
     assert_eq!(committed.len(), 270);
+}
+
+/// The gap test, with the relay running: a unit of work draws a position and stalls inside its
+/// commit while others try to commit; the relay, already leading and woken by every commit,
+/// publishes the stalled event first and skips nothing.
+#[tokio::test]
+async fn the_relay_never_skips_an_event_whose_transaction_commits_late() {
+    let Some(nats) = shared_nats().await else {
+        return;
+    };
+    let db = TestDb::new().await;
+    let service = service(&db).await;
+    let (task, mut status) = spawn(OutboxRelay::new(service.clone(), nats.clone(), options()));
+    wait_for(&mut status, "leading", |s| s.leader).await;
+    let admin = {
+        let (client, connection) = db.config().connect(tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client
+    };
+    let schema = service.name().as_str();
+    admin
+        .batch_execute(&format!(
+            "CREATE FUNCTION public.test_gate() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN PERFORM pg_advisory_xact_lock_shared(4243); RETURN NULL; END $$;
+             CREATE TRIGGER test_gate AFTER INSERT ON \"{schema}\".outbox FOR EACH ROW
+                 WHEN (NEW.event_type = 'Slow') EXECUTE FUNCTION public.test_gate();
+             SELECT pg_advisory_lock(4243);"
+        ))
+        .await
+        .unwrap();
+    let waiting = || async {
+        admin
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    let emit = |service: Service, event_type: &'static str| {
+        tokio::spawn(async move {
+            let mut uow = service.begin("gap").await.unwrap();
+            uow.emit(Event::new(event_type, "gap", "g", json!({})))
+                .unwrap();
+            uow.commit().await.unwrap().events.remove(0)
+        })
+    };
+    let slow = emit(service.clone(), "Slow");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while waiting().await < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow commit never reached the gate"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let fast: Vec<_> = (0..3).map(|_| emit(service.clone(), "Fast")).collect();
+    while waiting().await < 4 && !fast.iter().all(|t| t.is_finished()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fast commits neither ended nor waited"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    admin
+        .batch_execute("SELECT pg_advisory_unlock(4243)")
+        .await
+        .unwrap();
+    let mut committed = vec![slow.await.unwrap()];
+    for task in fast {
+        committed.push(task.await.unwrap());
+    }
+    committed.sort_by_key(|e| e.position);
+    let last = committed.last().unwrap().position;
+    wait_for(&mut status, "everything published", |s| {
+        s.checkpoint == Some(last)
+    })
+    .await;
+    task.abort();
+
+    let messages = stream_messages(&nats, &service).await;
+    let types: Vec<&str> = messages
+        .iter()
+        .map(|(_, _, e)| e.event_type.as_str())
+        .collect();
+    assert_eq!(types, ["Slow", "Fast", "Fast", "Fast"]);
+    let ids: Vec<&str> = messages.iter().map(|(_, id, _)| id.as_str()).collect();
+    let expected: Vec<String> = committed.iter().map(|e| e.event_id.to_string()).collect();
+    assert_eq!(ids, expected);
+    delete_stream(&nats, &service).await;
 }
