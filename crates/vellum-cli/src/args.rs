@@ -59,6 +59,12 @@ pub(crate) enum Command {
     /// The admin token is VELLUM_ADMIN_TOKEN, or the one in <data dir>/admin-token, generated
     /// (mode 0600) on first start. Service tokens come from POST /v1/{service}/tokens.
     Serve(ServeArgs),
+    /// Publish every service's outbox to NATS JetStream until SIGINT or SIGTERM (see
+    /// docs/events.md).
+    ///
+    /// One relay per service leads at a time (an advisory lock), so several may run; the others
+    /// stand by. Services provisioned later are picked up. Logs each service's lag periodically.
+    Relay(RelayArgs),
     /// Manage the embedded PostgreSQL cluster.
     #[command(subcommand)]
     Db(DbCommand),
@@ -98,6 +104,20 @@ pub(crate) struct BenchArgs {
     pub(crate) clients: Vec<u16>,
 }
 
+/// Options of `vellum relay`.
+#[derive(Debug, Args)]
+pub(crate) struct RelayArgs {
+    /// The NATS server to publish to (nats://host:port).
+    #[arg(long, env = "VELLUM_NATS_URL")]
+    pub(crate) nats_url: String,
+    /// Relay only these services (repeatable); all of them, new ones included, by default.
+    #[arg(long = "service", value_name = "NAME")]
+    pub(crate) services: Vec<ServiceName>,
+    /// Seconds between two status lines (lag, published, duplicates) per service.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) status_interval: u64,
+}
+
 /// Options of `vellum serve`.
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
@@ -119,6 +139,13 @@ pub(crate) struct ServeArgs {
     /// Database connections in the pool.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub(crate) pool_size: u64,
+    /// NATS server the outbox relay publishes to; without it the relay does not run (the HTTP
+    /// feed, the event stream and in-process subscribers read the outbox without it).
+    #[arg(long, env = "VELLUM_NATS_URL")]
+    pub(crate) nats_url: Option<String>,
+    /// Do not run the outbox relay in this process (run `vellum relay` elsewhere).
+    #[arg(long)]
+    pub(crate) no_relay: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,6 +167,14 @@ pub(crate) enum ServiceCommand {
     },
     /// List the provisioned services.
     List,
+    /// Show a service's event settings; with --change-events, change them first.
+    Events {
+        /// The service.
+        name: ServiceName,
+        /// Write entity.created / updated / undeleted / deleted events for every entity write.
+        #[arg(long, value_name = "true|false")]
+        change_events: Option<bool>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

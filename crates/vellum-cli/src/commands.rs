@@ -36,6 +36,15 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = open(cli.database_url.as_deref(), &cli.data_dir, options).await?;
             return crate::serve::serve(store, &cli.data_dir, args).await;
         }
+        Command::Relay(args) => {
+            let store = open(
+                cli.database_url.as_deref(),
+                &cli.data_dir,
+                StoreOptions::default(),
+            )
+            .await?;
+            return crate::relay::relay(store, args).await;
+        }
         Command::Bench(args) => {
             return crate::bench::bench(cli.database_url.as_deref(), &cli.data_dir, args).await;
         }
@@ -75,7 +84,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
                     None => return Ok(()),
                 },
                 Command::Entity(command) => entity(&store, command).await?,
-                Command::Db(_) | Command::Serve(_) | Command::Bench(_) => {
+                Command::Db(_) | Command::Serve(_) | Command::Bench(_) | Command::Relay(_) => {
                     unreachable!("handled above")
                 }
             };
@@ -137,6 +146,16 @@ async fn service(store: &Store, command: ServiceCommand) -> anyhow::Result<Value
     Ok(match command {
         ServiceCommand::Create { name } => to_json(store.create_service(&name).await?)?,
         ServiceCommand::List => to_json(store.services().await?)?,
+        ServiceCommand::Events {
+            name,
+            change_events,
+        } => {
+            let service = open_service(store, &name).await?;
+            if let Some(on) = change_events {
+                service.set_change_events(on).await?;
+            }
+            json!({"service": name, "change_events": service.change_events().await?})
+        }
     })
 }
 

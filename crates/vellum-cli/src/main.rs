@@ -4,7 +4,9 @@ mod args;
 mod bench;
 mod commands;
 mod import;
+mod relay;
 mod serve;
+mod telemetry;
 
 use std::process::ExitCode;
 
@@ -14,36 +16,16 @@ use vellum::Error;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = args::Cli::parse();
-    init_logging(&cli);
-    match commands::run(cli).await {
+    let telemetry = telemetry::init(&cli);
+    let code = match commands::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             report(&err);
             exit_code(&err)
         }
-    }
-}
-
-/// Logs to stderr, filtered by `VELLUM_LOG` (default: info for `serve`, warn otherwise).
-fn init_logging(cli: &args::Cli) {
-    // tokio_postgres logs server NOTICEs at info: keep them out unless asked for.
-    let default = if matches!(cli.command, args::Command::Serve(_)) {
-        "info,tokio_postgres=warn"
-    } else {
-        "warn"
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VELLUM_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    // Colours only for a person at a terminal, never in files or log collectors.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    match cli.log_format {
-        args::LogFormat::Text => builder.init(),
-        args::LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
+    drop(telemetry);
+    code
 }
 
 /// Prints an error to stderr: the message with its causes, every violation of an invalid

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context;
+use tokio::sync::watch;
 use vellum::Store;
 use vellum_server::{AdminTokenSource, AppState, Limits};
 
@@ -26,22 +27,52 @@ pub(crate) async fn serve(store: Store, data_dir: &Path, args: ServeArgs) -> any
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
+    let state = AppState::new(store.clone(), admin.token(), limits);
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let relays = match (&args.nats_url, args.no_relay) {
+        (Some(url), false) => {
+            let (url, stopped, state) = (url.clone(), stopped.clone(), state.clone());
+            eprintln!("outbox relay: publishing to NATS at {url}");
+            Some(tokio::spawn(async move {
+                crate::relay::run(store, &url, Vec::new(), stopped, None, |service, status| {
+                    state.track_relay(service.clone(), status)
+                })
+                .await
+            }))
+        }
+        (None, false) => {
+            eprintln!(
+                "outbox relay: off (no --nats-url / VELLUM_NATS_URL); the event feed and stream work without it"
+            );
+            None
+        }
+        (_, true) => {
+            eprintln!("outbox relay: off (--no-relay)");
+            None
+        }
+    };
     eprintln!(
         "vellum listening on http://{} (docs at /docs)",
         listener.local_addr()?
     );
-    vellum_server::serve(
-        listener,
-        AppState::new(store, admin.token(), limits),
-        shutdown_signal(),
-    )
+    let mut server_stop = stopped;
+    vellum_server::serve(listener, state, async move {
+        let _ = server_stop.wait_for(|stop| *stop).await;
+    })
     .await?;
+    if let Some(relays) = relays {
+        relays.await??;
+    }
     eprintln!("vellum stopped");
     Ok(())
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("installing the SIGTERM handler");
     tokio::select! {

@@ -580,3 +580,18 @@ async fn entity_import_streams_ndjson_all_or_nothing() {
         "nothing added"
     );
 }
+
+#[tokio::test]
+async fn change_events_are_a_service_setting() {
+    let (_test_db, db) = orders_with_schema().await;
+    let shown = ok(&db, &["service", "events", "orders"], "");
+    assert_eq!(shown, json!({"service": "orders", "change_events": false}));
+    let set = ok(
+        &db,
+        &["service", "events", "orders", "--change-events", "true"],
+        "",
+    );
+    assert_eq!(set, json!({"service": "orders", "change_events": true}));
+    let shown = ok(&db, &["service", "events", "orders"], "");
+    assert_eq!(shown["change_events"], true);
+}

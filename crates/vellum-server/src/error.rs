@@ -42,6 +42,12 @@ pub(crate) struct Problem {
     /// For an incompatible schema version: every change from `against`, with its class.
     #[serde(skip_serializing_if = "Option::is_none")]
     changes: Option<Vec<Change>>,
+    /// For `/transactions`: the index of the operation that failed (in `operations`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    operation: Option<usize>,
+    /// For `/transactions`: the index of the event that was refused (in `events`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<usize>,
 }
 
 /// Why a schema version was refused as incompatible, for the problem body.
@@ -63,6 +69,15 @@ pub(crate) struct ApiError {
     detail: String,
     violations: Option<Vec<Violation>>,
     refusal: Option<Box<Refusal>>,
+    /// Which operation or event of a transaction request failed.
+    culprit: Option<Culprit>,
+}
+
+/// The part of a `/transactions` request an error is about.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Culprit {
+    Operation(usize),
+    Event(usize),
 }
 
 impl ApiError {
@@ -79,7 +94,18 @@ impl ApiError {
             detail: detail.into(),
             violations: None,
             refusal: None,
+            culprit: None,
         }
+    }
+
+    /// Names the operation or event of a transaction request this error is about.
+    pub(crate) fn at(mut self, culprit: Culprit) -> Self {
+        self.detail = match culprit {
+            Culprit::Operation(i) => format!("operations[{i}]: {}", self.detail),
+            Culprit::Event(i) => format!("events[{i}]: {}", self.detail),
+        };
+        self.culprit = Some(culprit);
+        self
     }
 
     pub(crate) fn bad_request(detail: impl Into<String>) -> Self {
@@ -136,6 +162,16 @@ impl ApiError {
             StatusCode::PRECONDITION_FAILED,
             "precondition-failed",
             "Version precondition failed",
+            detail,
+        )
+    }
+
+    /// A well-formed transaction request that cannot be committed as it is (empty, too large).
+    pub(crate) fn invalid_transaction(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-transaction",
+            "Invalid transaction",
             detail,
         )
     }
@@ -261,6 +297,12 @@ impl From<vellum::Error> for ApiError {
                 )
             },
             E::InvalidInput(vellum_core_err) => invalid_input(vellum_core_err),
+            E::InvalidEvent(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-event",
+                "Invalid event",
+                detail,
+            ),
             E::InvalidSchema(_) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid-schema",
@@ -325,6 +367,14 @@ impl IntoResponse for ApiError {
             declared: refusal.as_ref().map(|r| r.declared),
             detected: refusal.as_ref().map(|r| r.detected),
             changes: refusal.map(|r| r.changes),
+            operation: match self.culprit {
+                Some(Culprit::Operation(i)) => Some(i),
+                _ => None,
+            },
+            event: match self.culprit {
+                Some(Culprit::Event(i)) => Some(i),
+                _ => None,
+            },
         };
         let mut response = (self.status, axum::Json(problem)).into_response();
         let headers = response.headers_mut();

@@ -42,6 +42,11 @@ struct PoolLabels {
     state: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabels {
+    service: String,
+}
+
 /// The server's metrics. Recording takes `&self`, so one `Arc<Metrics>` is shared by every request.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -114,7 +119,19 @@ impl Metrics {
     }
 
     /// The OpenMetrics text exposition, with the pool figures sampled at scrape time.
+    #[cfg(test)]
     pub(crate) fn render(&self, pool: PoolSample) -> String {
+        self.render_all(pool, vellum::UowStats::default(), &[])
+    }
+
+    /// The exposition with everything sampled at scrape time: the pool, the store's unit-of-work
+    /// counters, and the status of each outbox relay of this process.
+    pub(crate) fn render_all(
+        &self,
+        pool: PoolSample,
+        uow: vellum::UowStats,
+        relays: &[(vellum::ServiceName, vellum::RelayStatus)],
+    ) -> String {
         // The pool gauges live in a registry built per scrape, so concurrent scrapes cannot
         // interleave their samples and nothing has to be kept in step between scrapes.
         let connections = Family::<PoolLabels, Gauge>::default();
@@ -142,12 +159,99 @@ impl Metrics {
             waiting,
         );
 
+        for (name, help, value) in [
+            ("uow_commits", "Units of work committed", uow.commits),
+            (
+                "uow_conflicts",
+                "Units of work that hit a version conflict",
+                uow.conflicts,
+            ),
+            (
+                "uow_validation_failures",
+                "Writes refused because the document did not match its schema",
+                uow.validation_failures,
+            ),
+            (
+                "outbox_events_written",
+                "Events written to outboxes by committed units of work",
+                uow.events,
+            ),
+        ] {
+            let counter = Counter::<u64>::default();
+            counter.inc_by(value);
+            pool_registry.register(name, help, counter);
+        }
+        self.register_relays(&mut pool_registry, relays);
+
         let mut text = String::new();
         encode_registry(&mut text, &self.registry)
             .and_then(|()| encode_registry(&mut text, &pool_registry))
             .and_then(|()| encode_eof(&mut text))
             .expect("writing to a String cannot fail");
         text
+    }
+}
+
+impl Metrics {
+    /// Per service: outbox lag (events, seconds), whether this process leads, what it published.
+    fn register_relays(
+        &self,
+        registry: &mut Registry,
+        relays: &[(vellum::ServiceName, vellum::RelayStatus)],
+    ) {
+        let lag_events = Family::<ServiceLabels, Gauge>::default();
+        let lag_seconds =
+            Family::<ServiceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let leader = Family::<ServiceLabels, Gauge>::default();
+        let published = Family::<ServiceLabels, Counter>::default();
+        let duplicates = Family::<ServiceLabels, Counter>::default();
+        let batch_seconds =
+            Family::<ServiceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        for (service, status) in relays {
+            let labels = ServiceLabels {
+                service: service.to_string(),
+            };
+            lag_events.get_or_create(&labels).set(status.lag_events);
+            lag_seconds.get_or_create(&labels).set(status.lag_seconds);
+            leader.get_or_create(&labels).set(i64::from(status.leader));
+            published.get_or_create(&labels).inc_by(status.published);
+            duplicates.get_or_create(&labels).inc_by(status.duplicates);
+            batch_seconds
+                .get_or_create(&labels)
+                .set(status.last_batch_seconds);
+        }
+        registry.register(
+            "outbox_lag_events",
+            "Committed events the relay has not published yet",
+            lag_events,
+        );
+        registry.register_with_unit(
+            "outbox_lag",
+            "Age of the oldest committed event the relay has not published yet",
+            Unit::Seconds,
+            lag_seconds,
+        );
+        registry.register(
+            "relay_leader",
+            "1 when this process's relay leads the service's outbox",
+            leader,
+        );
+        registry.register(
+            "relay_published",
+            "Events this process's relay published and JetStream acknowledged",
+            published,
+        );
+        registry.register(
+            "relay_duplicates",
+            "Published events JetStream reported as duplicates (de-duplicated by Nats-Msg-Id)",
+            duplicates,
+        );
+        registry.register_with_unit(
+            "relay_publish_batch",
+            "Publish latency of the last batch: first publish to last acknowledgement",
+            Unit::Seconds,
+            batch_seconds,
+        );
     }
 }
 

@@ -22,6 +22,7 @@ use crate::error::Problem;
         (name = "services", description = "Provisioning and tokens"),
         (name = "schemas", description = "The schema repository of a service"),
         (name = "entities", description = "Documents and their immutable versions"),
+        (name = "events", description = "Transactions with events, the outbox feed and stream"),
         (name = "operations", description = "Probes and metrics"),
     )
 )]

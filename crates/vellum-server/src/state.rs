@@ -6,7 +6,8 @@ use std::{
     time::Duration,
 };
 
-use vellum::{Service, ServiceName, Store};
+use tokio::sync::watch;
+use vellum::{RelayStatus, Service, ServiceName, Store};
 
 use crate::{auth::AdminToken, error::ApiError, metrics::Metrics};
 
@@ -45,6 +46,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// Services are never dropped, so their handles are cached once looked up.
     services: RwLock<HashMap<ServiceName, Service>>,
+    /// The outbox relays of this process, for `/metrics`.
+    relays: RwLock<HashMap<ServiceName, watch::Receiver<RelayStatus>>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -70,8 +73,30 @@ impl AppState {
                 limits,
                 metrics: Arc::new(Metrics::new()),
                 services: RwLock::default(),
+                relays: RwLock::default(),
             }),
         }
+    }
+
+    /// Shows the status of an outbox relay running in this process in `/metrics` (outbox lag,
+    /// publish latency, published and duplicate counts).
+    pub fn track_relay(&self, service: ServiceName, status: watch::Receiver<RelayStatus>) {
+        self.inner
+            .relays
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(service, status);
+    }
+
+    /// The current status of every tracked relay.
+    pub(crate) fn relay_statuses(&self) -> Vec<(ServiceName, RelayStatus)> {
+        let relays = self.inner.relays.read().unwrap_or_else(|e| e.into_inner());
+        let mut statuses: Vec<_> = relays
+            .iter()
+            .map(|(name, status)| (name.clone(), status.borrow().clone()))
+            .collect();
+        statuses.sort_by_key(|(name, _)| name.to_string());
+        statuses
     }
 
     pub(crate) fn store(&self) -> &Store {

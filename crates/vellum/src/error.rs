@@ -179,6 +179,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// An event cannot be emitted as it is (a name breaks the subject grammar, an id is too
+    /// long); nothing was staged.
+    #[error("invalid event: {0}")]
+    InvalidEvent(String),
+
+    /// The outbox relay could not publish (NATS unreachable, no acknowledgement); it retries,
+    /// and nothing was marked published.
+    #[error("outbox relay: {0}")]
+    Relay(String),
+
     /// The embedded PostgreSQL cluster could not be created, started or stopped.
     #[error("embedded PostgreSQL: {0}")]
     Embedded(String),

@@ -9,6 +9,7 @@ use vellum_core::{SchemaId, Version};
 
 use crate::{
     Error, Result, Service, UowOptions,
+    events::NOTIFY_CHANNEL,
     indexes::unique_pointer,
     service::{STAMP_LOCK_CLASS, STAMP_SLOTS},
     sql,
@@ -56,7 +57,8 @@ impl Service {
     /// first invalid one (or a failed item of `documents`) aborts the import, and nothing is
     /// stored: [`Error::ImportRefused`] names it by its position (1-based). References
     /// (`x-vellum-ref`) are checked once all rows are in, and unique path indexes hold as for any
-    /// write. `progress` is called with the count of documents streamed so far, every 1,000
+    /// write. When the service writes entity change events, each imported entity gets its
+    /// `entity.created` event, committed with the import. `progress` is called with the count of documents streamed so far, every 1,000
     /// documents and at the end.
     ///
     /// The import holds its commit stamp (see [`Service::get_as_of`]) from the start, so as-of
@@ -162,6 +164,7 @@ impl Service {
                 self.check_imported_references(&client, schema_id, uow_id, reference)
                     .await?;
             }
+            self.write_change_events(&client, schema_id, uow_id).await?;
             client.batch_execute("COMMIT").await?;
             Ok(Imported {
                 uow_id,
@@ -228,6 +231,42 @@ impl Service {
                 })
             }
         }
+    }
+
+    /// When the service writes entity change events, an `entity.created` event per imported
+    /// entity, in entity id order, shaped as a unit of work's (one statement).
+    async fn write_change_events(
+        &self,
+        client: &deadpool_postgres::Object,
+        schema_id: &SchemaId,
+        uow_id: Uuid,
+    ) -> Result<()> {
+        let sql = format!(
+            "WITH written AS (
+                 INSERT INTO {outbox} (event_id, uow_id, aggregate_type, aggregate_id,
+                                       aggregate_version, event_type, payload, created_at)
+                 SELECT gen_random_uuid(), e.uow_id, e.schema_id, e.entity_id::text,
+                        e.entity_version, 'entity.created',
+                        jsonb_build_object('schema_id', e.schema_id, 'entity_id', e.entity_id,
+                                           'entity_version', e.entity_version,
+                                           'revision', e.revision,
+                                           'schema_version', e.schema_version,
+                                           'payload', e.payload),
+                        e.created_at
+                 FROM {table} e
+                 WHERE e.uow_id = $1 AND (SELECT s.change_events FROM {settings} s)
+                 ORDER BY e.entity_id
+                 RETURNING position),
+             woken AS (SELECT pg_notify($2, $3) WHERE EXISTS (SELECT FROM written))
+             SELECT count(*) FROM written LEFT JOIN woken ON true",
+            outbox = self.idents.fixed("outbox"),
+            settings = self.idents.fixed("event_settings"),
+            table = self.idents.entity_table(schema_id),
+        );
+        client
+            .query_one(&sql, &[&uow_id, &NOTIFY_CHANNEL, &self.name.as_str()])
+            .await?;
+        Ok(())
     }
 
     fn import_error(

@@ -37,6 +37,11 @@
 //! Open a store on any PostgreSQL 13+ with [`Store::connect`], or on a private cluster in a data
 //! directory with [`EmbeddedCluster`] and [`Store::open_embedded`].
 //!
+//! A unit of work also emits [`Event`]s ([`UnitOfWork::emit`]): they are written to the service's
+//! outbox in the same transaction, come back in [`Committed::events`] with their positions, and
+//! are read in commit order with [`Service::events_after`] and [`Service::subscribe`], or
+//! published to NATS JetStream by an [`OutboxRelay`] (see `docs/events.md`).
+//!
 //! Per-service API tokens with scopes are issued, checked and revoked with
 //! [`Store::issue_token`], [`Store::authenticate`] and [`Store::revoke_token`]; only their
 //! SHA-256 is stored.
@@ -49,6 +54,7 @@ mod data_check;
 mod embedded;
 mod entity;
 mod error;
+mod events;
 mod health;
 mod import;
 mod indexes;
@@ -68,6 +74,10 @@ pub use data_check::{CHECK_SAMPLES, CheckReport, FailingDocument};
 pub use embedded::{ClusterStatus, EmbeddedCluster, RunningCluster};
 pub use entity::{Entity, HistoryEntry};
 pub use error::{Error, Result};
+pub use events::{
+    CloudEvent, Event, EventSubscription, FEED_MAX_LIMIT, FeedCursor, OutboxEvent, OutboxRelay,
+    RelayOptions, RelayStatus,
+};
 pub use health::PoolStatus;
 pub use import::Imported;
 pub use query::Page;
@@ -77,7 +87,7 @@ pub use schema_files::{Drift, DriftKind, Plan, PlannedVersion, SchemaFile, read_
 pub use service::Service;
 pub use store::{ServiceInfo, Store, StoreOptions};
 pub use tokens::{IssuedToken, Scope, TokenInfo};
-pub use uow::{Committed, Staged, UnitOfWork, UowOptions, WriteOptions};
+pub use uow::{Committed, Staged, UnitOfWork, UowOptions, UowStats, WriteOptions};
 /// Malformed names, versions and schema definitions, as [`Error::InvalidInput`] carries them.
 pub use vellum_core::Error as CoreError;
 pub use vellum_core::compat::{
@@ -85,6 +95,9 @@ pub use vellum_core::compat::{
     Incompatibility, classify,
 };
 pub use vellum_core::{Bump, SchemaId, ServiceName, Version, Violation, schema::SchemaLimits};
+
+/// The NATS client the [`OutboxRelay`] publishes through.
+pub use async_nats;
 
 /// The PostgreSQL driver types that appear in vellum's API (raw SQL rows and parameters).
 pub mod pg {

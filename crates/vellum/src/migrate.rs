@@ -4,7 +4,12 @@
 use deadpool_postgres::Client;
 use tracing::info;
 
-use crate::{Result, sql::MIGRATIONS};
+use vellum_core::ServiceName;
+
+use crate::{
+    Error, Result,
+    sql::{MIGRATIONS, SERVICE_DDL_VERSION, ServiceIdents},
+};
 
 /// Advisory lock key (`'vellum:migrate'` as a number) held while migrations run.
 const MIGRATION_LOCK: i64 = 0x7665_6c6c_756d_4d47;
@@ -54,6 +59,33 @@ async fn apply_missing(client: &mut Client) -> Result<()> {
         .await?;
         tx.commit().await?;
         info!(version, name, "applied vellum migration");
+    }
+    upgrade_services(client).await
+}
+
+/// Brings every service provisioned by an older vellum to [`SERVICE_DDL_VERSION`], one
+/// transaction per service.
+async fn upgrade_services(client: &mut Client) -> Result<()> {
+    let behind = client
+        .query(
+            "SELECT name, ddl_version FROM vellum.services WHERE ddl_version < $1 ORDER BY name",
+            &[&SERVICE_DDL_VERSION],
+        )
+        .await?;
+    for row in behind {
+        let name = ServiceName::new(row.get::<_, String>(0))
+            .map_err(|e| Error::Corrupt(format!("service registry: {e}")))?;
+        let from: i32 = row.get(1);
+        let tx = client.transaction().await?;
+        tx.batch_execute(&ServiceIdents::new(&name).upgrade_ddl(from))
+            .await?;
+        tx.execute(
+            "UPDATE vellum.services SET ddl_version = $2 WHERE name = $1",
+            &[&name.as_str(), &SERVICE_DDL_VERSION],
+        )
+        .await?;
+        tx.commit().await?;
+        info!(service = %name, from, to = SERVICE_DDL_VERSION, "upgraded service DDL");
     }
     Ok(())
 }

@@ -19,13 +19,21 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("sql/0003_schema_compatibility.sql"),
     ),
     (4, "queries", include_str!("sql/0004_queries.sql")),
+    (5, "outbox", include_str!("sql/0005_outbox.sql")),
 ];
 
 const SERVICE_DDL: &str = include_str!("sql/service.sql");
+/// The outbox and event settings, added by service DDL version 2.
+const SERVICE_OUTBOX_DDL: &str = include_str!("sql/service_outbox.sql");
 const ENTITY_TABLE_DDL: &str = include_str!("sql/entity_table.sql");
 
-/// The version of [`SERVICE_DDL`] recorded in `vellum.services.ddl_version`.
-pub(crate) const SERVICE_DDL_VERSION: i32 = 1;
+/// The version of a service's DDL recorded in `vellum.services.ddl_version`: a new service gets
+/// every step at once, an existing one the steps above its version ([`ServiceIdents::upgrade_ddl`]).
+pub(crate) const SERVICE_DDL_VERSION: i32 = 2;
+
+/// The steps of the service DDL after version 1 ([`SERVICE_DDL`]), each with the version it
+/// brings the service to.
+const SERVICE_DDL_STEPS: &[(i32, &str)] = &[(2, SERVICE_OUTBOX_DDL)];
 
 /// Quotes an identifier that was validated by `vellum-core`. Validated names contain only
 /// `[a-z0-9_]`, so the quoting is belt and braces; it also keeps reserved words usable.
@@ -62,9 +70,25 @@ impl ServiceIdents {
         format!("{}.{}", self.schema, quote(schema_id.as_str()))
     }
 
+    /// The whole DDL of a new service, at [`SERVICE_DDL_VERSION`].
     pub(crate) fn service_ddl(&self) -> String {
-        SERVICE_DDL
-            .replace("{schema}", &self.schema)
+        let mut ddl = self.template(SERVICE_DDL);
+        ddl.push_str(&self.upgrade_ddl(1));
+        ddl
+    }
+
+    /// The DDL that brings a service from `from` to [`SERVICE_DDL_VERSION`] (empty when it is
+    /// there already).
+    pub(crate) fn upgrade_ddl(&self, from: i32) -> String {
+        SERVICE_DDL_STEPS
+            .iter()
+            .filter(|(version, _)| *version > from)
+            .map(|(_, ddl)| self.template(ddl))
+            .collect()
+    }
+
+    fn template(&self, ddl: &str) -> String {
+        ddl.replace("{schema}", &self.schema)
             .replace("{role}", &self.role)
     }
 
@@ -243,5 +267,19 @@ mod tests {
             assert!(!ddl.contains(placeholder), "{placeholder} left in DDL");
         }
         assert!(ddl.contains("\"billing\".\"invoice\""));
+    }
+
+    #[test]
+    fn a_new_service_gets_every_ddl_step_and_an_upgrade_only_the_missing_ones() {
+        let ids = ServiceIdents::new(&ServiceName::new("billing").unwrap());
+        assert!(
+            ids.service_ddl()
+                .contains("CREATE TABLE \"billing\".outbox")
+        );
+        assert!(
+            ids.upgrade_ddl(1)
+                .contains("CREATE TABLE \"billing\".outbox")
+        );
+        assert_eq!(ids.upgrade_ddl(SERVICE_DDL_VERSION), "");
     }
 }

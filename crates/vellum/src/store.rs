@@ -2,7 +2,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, RwLock},
+    sync::{Arc, OnceLock, RwLock},
     time::Duration,
 };
 
@@ -13,8 +13,11 @@ use tokio_postgres::NoTls;
 use vellum_core::{CompiledSchema, SchemaId, ServiceName, Version, schema::SchemaLimits};
 
 use crate::{
-    Error, Result, RunningCluster, Service, migrate,
+    Error, Result, RunningCluster, Service,
+    events::Notifier,
+    migrate,
     sql::{self, ServiceIdents},
+    uow::UowCounters,
 };
 
 /// Advisory lock key (`'vellum:provision'` as a number) held while a service is provisioned.
@@ -61,6 +64,12 @@ pub struct Store {
 
 struct Inner {
     pool: Pool,
+    /// For connections outside the pool: the outbox listener and relay leaders.
+    config: tokio_postgres::Config,
+    /// The `LISTEN` connection that wakes outbox readers, started on first use.
+    notifier: OnceLock<Notifier>,
+    /// What units of work did, for metrics.
+    counters: UowCounters,
     options: StoreOptions,
     /// Schema versions are immutable, so a compiled validator is valid forever.
     validators: RwLock<HashMap<(ServiceName, SchemaId, Version), Arc<CompiledSchema>>>,
@@ -108,7 +117,7 @@ impl Store {
         cluster: Option<RunningCluster>,
     ) -> Result<Store> {
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -133,6 +142,9 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 pool,
+                config,
+                notifier: OnceLock::new(),
+                counters: UowCounters::default(),
                 options,
                 validators: RwLock::default(),
                 cursor_key,
@@ -159,6 +171,21 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &Pool {
         &self.inner.pool
+    }
+
+    pub(crate) fn counters(&self) -> &UowCounters {
+        &self.inner.counters
+    }
+
+    pub(crate) fn config(&self) -> &tokio_postgres::Config {
+        &self.inner.config
+    }
+
+    /// The outbox listener; must be called on a Tokio runtime (it starts a task the first time).
+    pub(crate) fn notifier(&self) -> &Notifier {
+        self.inner
+            .notifier
+            .get_or_init(|| Notifier::start(self.inner.config.clone()))
     }
 
     /// Provisions a service: its PostgreSQL schema, its role, and its fixed tables.

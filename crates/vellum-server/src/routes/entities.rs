@@ -388,7 +388,7 @@ fn valid_actor(actor: &str) -> bool {
 
 /// The unit of work's audit fields: the actor named by the caller (or the token), the request
 /// id as correlation id, and which token made the call.
-fn uow_options(caller: &Caller, headers: &HeaderMap) -> Result<UowOptions, ApiError> {
+pub(crate) fn uow_options(caller: &Caller, headers: &HeaderMap) -> Result<UowOptions, ApiError> {
     let actor = match headers.get(ACTOR_HEADER) {
         Some(value) => value
             .to_str()

@@ -41,7 +41,8 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Health>
     }
 }
 
-/// Prometheus metrics (OpenMetrics text): requests and latencies by route and status, pool use.
+/// Prometheus metrics (OpenMetrics text): requests and latencies by route and status, pool use,
+/// unit-of-work commits, conflicts and validation failures, outbox relay lag and publishing.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "OpenMetrics text exposition", body = String,
                content_type = "application/openmetrics-text")))]
@@ -55,7 +56,9 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     };
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        state.metrics().render(sample),
+        state
+            .metrics()
+            .render_all(sample, state.store().uow_stats(), &state.relay_statuses()),
     )
         .into_response()
 }

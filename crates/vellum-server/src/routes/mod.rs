@@ -1,11 +1,13 @@
 //! The router: every operation of the v1 API, documented as it is registered.
 
 mod entities;
+mod events;
 mod health;
 mod query;
 mod responses;
 mod schemas;
 mod services;
+mod transactions;
 
 use std::{sync::Arc, time::Duration};
 
@@ -50,6 +52,10 @@ pub fn app(state: AppState) -> Router {
         ))
         .routes(routes!(entities::history))
         .routes(routes!(query::query))
+        .routes(routes!(transactions::commit))
+        .routes(routes!(events::feed))
+        .routes(routes!(events::stream))
+        .routes(routes!(events::settings, events::set_settings))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))

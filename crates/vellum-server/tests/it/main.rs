@@ -15,3 +15,4 @@ mod openapi;
 mod query;
 mod schemas;
 mod socket;
+mod transactions;

@@ -1,17 +1,22 @@
 //! Commit: every staged write flushed in one pipelined round trip.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
 use futures_util::{
     TryFutureExt, TryStreamExt,
     future::{BoxFuture, FutureExt, join_all},
 };
+use serde_json::{Value, json};
 use tokio_postgres::{Row, Statement, types::ToSql};
 use tracing::{debug, instrument};
+use uuid::Uuid;
 
 use super::{Committed, Op, OpKind, ReferenceCheck, State, UnitOfWork};
 use crate::{
-    Entity, Error, Result,
+    Entity, Error, OutboxEvent, Result,
+    events::NOTIFY_CHANNEL,
     indexes::unique_pointer,
     service::{STAMP_LOCK_CLASS, STAMP_SLOTS},
     sql,
@@ -32,9 +37,38 @@ pub(crate) fn stamp_sql(uow_table: &str) -> String {
     )
 }
 
-/// The staged write (index in `ops`), and the reference of it (index in its `references`), a
-/// pipeline stage belongs to, to name it when it fails.
-type Owner = (usize, Option<usize>);
+/// What a pipeline stage belongs to, to name the cause of a failure.
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    /// BEGIN, the stamp, COMMIT.
+    Control,
+    /// The statements of one staged write.
+    Op(usize),
+    /// The check of one reference of a staged write: the write, the reference.
+    Reference(usize, usize),
+    /// The outbox insert.
+    Outbox,
+}
+
+/// The outbox rows a commit may write, as parallel arrays for one `unnest` insert: every
+/// emitted event, and an entity change event per write (kept only when the service's
+/// `change_events` setting is on, which the insert itself reads).
+#[derive(Default)]
+struct OutboxRows {
+    event_id: Vec<Uuid>,
+    aggregate_type: Vec<String>,
+    aggregate_id: Vec<String>,
+    aggregate_version: Vec<Option<String>>,
+    event_type: Vec<String>,
+    data: Vec<Value>,
+    is_change: Vec<bool>,
+}
+
+impl OutboxRows {
+    fn len(&self) -> usize {
+        self.event_id.len()
+    }
+}
 
 type Pipelined<'a> = BoxFuture<'a, Result<Vec<Row>, tokio_postgres::Error>>;
 
@@ -51,8 +85,18 @@ fn pipelined<'a>(
 impl UnitOfWork {
     /// Flushes every staged write, records the unit of work, and commits, in one pipelined
     /// round trip. All or nothing: on any error nothing is written.
-    #[instrument(skip_all, fields(uow_id = %self.uow_id, service = %self.service.name, actor = %self.options.actor, writes = self.ops.len()))]
-    pub async fn commit(mut self) -> Result<Committed> {
+    #[instrument(skip_all, fields(uow_id = %self.uow_id, service = %self.service.name, actor = %self.options.actor, writes = self.ops.len(), events = self.events.len()))]
+    pub async fn commit(self) -> Result<Committed> {
+        let counters = self.service.store.clone();
+        let result = self.flush().await;
+        match &result {
+            Ok(committed) => counters.counters().committed(committed.events.len()),
+            Err(err) => counters.counters().failed(err),
+        }
+        result
+    }
+
+    async fn flush(mut self) -> Result<Committed> {
         self.usable()?;
         self.state = State::Committing;
         let client = self
@@ -115,6 +159,36 @@ impl UnitOfWork {
             statements.push((supersede, client.prepare_cached(&write).await?, checks));
         }
 
+        let outbox = self.outbox_rows();
+        let outbox_stmt = if outbox.len() > 0 {
+            Some(
+                client
+                    .prepare_cached(&format!(
+                        "WITH written AS (
+                             INSERT INTO {outbox} (event_id, uow_id, aggregate_type, aggregate_id,
+                                                   aggregate_version, event_type, payload, created_at)
+                             SELECT e.event_id, u.uow_id, e.aggregate_type, e.aggregate_id,
+                                    e.aggregate_version, e.event_type, e.payload, u.committed_at
+                             FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                         $7::jsonb[], $8::bool[])
+                                  WITH ORDINALITY AS e(event_id, aggregate_type, aggregate_id,
+                                      aggregate_version, event_type, payload, is_change, ord)
+                             JOIN {uow_table} u ON u.uow_id = $1
+                             WHERE NOT e.is_change OR (SELECT s.change_events FROM {settings} s)
+                             ORDER BY e.ord
+                             RETURNING position, event_id),
+                         -- Delivered to listeners only if the transaction commits.
+                         woken AS (SELECT pg_notify($9, $10) WHERE EXISTS (SELECT FROM written))
+                         SELECT w.position, w.event_id
+                         FROM written w LEFT JOIN woken ON true ORDER BY w.position",
+                        outbox = idents.fixed("outbox"),
+                        settings = idents.fixed("event_settings"),
+                    ))
+                    .await?,
+            )
+        } else {
+            None
+        };
         // Parameters must outlive the pipelined futures.
         let texts: Vec<[String; 4]> = self
             .ops
@@ -162,10 +236,11 @@ impl UnitOfWork {
         // Every statement is sent before any answer is read; a failing statement aborts the
         // transaction, and the trailing COMMIT then rolls it back.
         let run = |stmt, params| pipelined(client, stmt, params);
-        let mut pipeline: Vec<(Option<Owner>, Pipelined<'_>)> = Vec::new();
+        let service_name = self.service.name.as_str();
+        let mut pipeline: Vec<(Stage, Pipelined<'_>)> = Vec::new();
         if !self.in_transaction {
             pipeline.push((
-                None,
+                Stage::Control,
                 client
                     .batch_execute(&self.begin_sql)
                     .map_ok(|()| vec![])
@@ -181,7 +256,7 @@ impl UnitOfWork {
             &self.service.lock_key,
             &STAMP_SLOTS,
         ];
-        pipeline.push((None, run(&stamp, stamp_params)));
+        pipeline.push((Stage::Control, run(&stamp, stamp_params)));
         for (index, (op, (supersede, write, checks))) in
             self.ops.iter().zip(&statements).enumerate()
         {
@@ -190,7 +265,7 @@ impl UnitOfWork {
             if let Some(supersede) = supersede {
                 let params: Vec<&(dyn ToSql + Sync)> =
                     vec![&self.uow_id, &op.entity_id, revision, deleted, what];
-                pipeline.push((Some((index, None)), run(supersede, params)));
+                pipeline.push((Stage::Op(index), run(supersede, params)));
             }
             let params: Vec<&(dyn ToSql + Sync)> = match op.kind {
                 OpKind::Delete => vec![&self.uow_id, &op.entity_id, revision, what],
@@ -204,15 +279,30 @@ impl UnitOfWork {
                     &self.uow_id,
                 ],
             };
-            pipeline.push((Some((index, None)), run(write, params)));
+            pipeline.push((Stage::Op(index), run(write, params)));
             for (i, (reference, check)) in op.references.iter().zip(checks).enumerate() {
                 let params: Vec<&(dyn ToSql + Sync)> =
                     vec![&reference.target_id, &reference_texts[index][i]];
-                pipeline.push((Some((index, Some(i))), run(check, params)));
+                pipeline.push((Stage::Reference(index, i), run(check, params)));
             }
         }
+        if let Some(stmt) = &outbox_stmt {
+            let params: Vec<&(dyn ToSql + Sync)> = vec![
+                &self.uow_id,
+                &outbox.event_id,
+                &outbox.aggregate_type,
+                &outbox.aggregate_id,
+                &outbox.aggregate_version,
+                &outbox.event_type,
+                &outbox.data,
+                &outbox.is_change,
+                &NOTIFY_CHANNEL,
+                &service_name,
+            ];
+            pipeline.push((Stage::Outbox, run(stmt, params)));
+        }
         pipeline.push((
-            None,
+            Stage::Control,
             client.batch_execute("COMMIT").map_ok(|()| vec![]).boxed(),
         ));
 
@@ -228,11 +318,15 @@ impl UnitOfWork {
                 // the connection is clean. Otherwise the outcome is unknown and Drop closes it.
                 self.state = State::Done;
             }
-            let owner = owners[failed].map(|(op, reference)| {
-                let op = &self.ops[op];
-                (op, reference.map(|r| &op.references[r]))
+            return Err(match owners[failed] {
+                Stage::Op(index) => self.commit_error(Some((&self.ops[index], None)), err),
+                Stage::Reference(index, i) => {
+                    let op = &self.ops[index];
+                    self.commit_error(Some((op, Some(&op.references[i]))), err)
+                }
+                Stage::Outbox => self.outbox_error(err),
+                Stage::Control => self.commit_error(None, err),
             });
-            return Err(self.commit_error(owner, err));
         }
         self.state = State::Done;
         let stamp_index = usize::from(!self.in_transaction);
@@ -245,11 +339,106 @@ impl UnitOfWork {
             .ok_or_else(|| Error::Corrupt("commit stamp missing".into()))?;
         debug!(%committed_at, "unit of work committed");
         let entities = self.committed_entities(committed_at);
+        let events = match owners.iter().position(|o| matches!(o, Stage::Outbox)) {
+            Some(index) => {
+                let rows = results[index].as_ref().map_err(|_| {
+                    Error::Corrupt("outbox result missing after a successful commit".into())
+                })?;
+                self.committed_events(&outbox, rows, committed_at)?
+            }
+            None => Vec::new(),
+        };
         Ok(Committed {
             uow_id: self.uow_id,
             committed_at,
             entities,
+            events,
         })
+    }
+
+    /// Every event the commit may write: one change event per staged write, then the emitted
+    /// events, in order.
+    fn outbox_rows(&self) -> OutboxRows {
+        let mut rows = OutboxRows::default();
+        for op in &self.ops {
+            let event_type = match op.kind {
+                OpKind::Create => "entity.created",
+                OpKind::Update => "entity.updated",
+                OpKind::Undelete => "entity.undeleted",
+                OpKind::Delete => "entity.deleted",
+            };
+            rows.event_id.push(Uuid::now_v7());
+            rows.aggregate_type.push(op.schema_id.to_string());
+            rows.aggregate_id.push(op.entity_id.to_string());
+            rows.aggregate_version
+                .push(Some(op.entity_version.to_string()));
+            rows.event_type.push(event_type.to_string());
+            rows.data.push(json!({
+                "schema_id": op.schema_id,
+                "entity_id": op.entity_id,
+                "entity_version": op.entity_version,
+                "revision": op.revision,
+                "schema_version": op.schema_version,
+                "payload": op.payload,
+            }));
+            rows.is_change.push(true);
+        }
+        for event in &self.events {
+            rows.event_id.push(event.event_id);
+            rows.aggregate_type.push(event.aggregate_type.clone());
+            rows.aggregate_id.push(event.aggregate_id.clone());
+            rows.aggregate_version.push(event.aggregate_version.clone());
+            rows.event_type.push(event.event_type.clone());
+            rows.data.push(event.data.clone());
+            rows.is_change.push(false);
+        }
+        rows
+    }
+
+    /// The events the outbox insert kept, with the positions it returned, in position order.
+    fn committed_events(
+        &self,
+        rows: &OutboxRows,
+        written: &[Row],
+        committed_at: DateTime<Utc>,
+    ) -> Result<Vec<OutboxEvent>> {
+        let index: HashMap<Uuid, usize> = rows
+            .event_id
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (*id, i))
+            .collect();
+        written
+            .iter()
+            .map(|row| {
+                let event_id: Uuid = row.try_get(1)?;
+                let i = *index
+                    .get(&event_id)
+                    .ok_or_else(|| Error::Corrupt(format!("outbox returned event {event_id}")))?;
+                Ok(OutboxEvent {
+                    position: row.try_get(0)?,
+                    event_id,
+                    uow_id: self.uow_id,
+                    event_type: rows.event_type[i].clone(),
+                    aggregate_type: rows.aggregate_type[i].clone(),
+                    aggregate_id: rows.aggregate_id[i].clone(),
+                    aggregate_version: rows.aggregate_version[i].clone(),
+                    data: rows.data[i].clone(),
+                    created_at: committed_at,
+                })
+            })
+            .collect()
+    }
+
+    /// An event id already in the outbox (an idempotent producer sending an event again) is
+    /// [`Error::AlreadyExists`]; the whole unit of work was rolled back.
+    fn outbox_error(&self, err: tokio_postgres::Error) -> Error {
+        match sql::db_error(&err) {
+            Some(("23505", Some("outbox_event_id_key"))) => Error::AlreadyExists {
+                what: "an event with one of these event ids".into(),
+            },
+            _ => err.into(),
+        }
     }
 
     fn commit_error(

@@ -2,6 +2,7 @@
 
 mod flush;
 mod options;
+mod stats;
 mod validate;
 
 use std::{collections::HashMap, sync::Arc};
@@ -9,15 +10,18 @@ use std::{collections::HashMap, sync::Arc};
 use deadpool_postgres::Object;
 use serde_json::Value;
 use tokio_postgres::{Row, types::ToSql};
+use tracing::instrument;
 use uuid::Uuid;
 use vellum_core::{CompiledSchema, SchemaId, Version};
 
 pub(crate) use flush::stamp_sql;
 pub use options::{Committed, Staged, UowOptions, WriteOptions};
+pub(crate) use stats::UowCounters;
+pub use stats::UowStats;
 pub(crate) use validate::reference_checks;
 use validate::{ReferenceCheck, Validated};
 
-use crate::{Entity, Error, Result, Service, entity::COLUMNS, raw::RawSql, sql};
+use crate::{Entity, Error, Event, Result, Service, entity::COLUMNS, raw::RawSql, sql};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OpKind {
@@ -88,6 +92,8 @@ pub struct UnitOfWork {
     state: State,
     failed: Option<String>,
     ops: Vec<Op>,
+    /// Events emitted, in order; written to the outbox at commit.
+    events: Vec<Event>,
     current: HashMap<(SchemaId, Uuid), Current>,
     active_schemas: HashMap<SchemaId, Version>,
     /// Schema versions this unit of work has checked are live, with their validators.
@@ -101,6 +107,7 @@ impl std::fmt::Debug for UnitOfWork {
             .field("service", &self.service.name)
             .field("actor", &self.options.actor)
             .field("staged", &self.ops.len())
+            .field("events", &self.events.len())
             .finish_non_exhaustive()
     }
 }
@@ -120,6 +127,7 @@ impl UnitOfWork {
             state: State::Open,
             failed: None,
             ops: Vec::new(),
+            events: Vec::new(),
             current: HashMap::new(),
             active_schemas: HashMap::new(),
             schemas: HashMap::new(),
@@ -132,6 +140,7 @@ impl UnitOfWork {
     }
 
     /// Stages a new entity; validated now, stored at commit as revision 1, version 1.0.0.
+    #[instrument(level = "debug", skip_all, fields(uow_id = %self.uow_id, %schema_id))]
     pub async fn create(
         &mut self,
         schema_id: &SchemaId,
@@ -143,6 +152,7 @@ impl UnitOfWork {
     }
 
     /// Stages a new version of an entity with a whole new payload.
+    #[instrument(level = "debug", skip_all, fields(uow_id = %self.uow_id, %schema_id))]
     pub async fn update(
         &mut self,
         schema_id: &SchemaId,
@@ -156,7 +166,45 @@ impl UnitOfWork {
         self.record(result)
     }
 
+    /// Stages a new version computed from the entity's latest version, as this unit of work
+    /// sees it (its own staged write, or the stored version): `change` edits a copy of that
+    /// document (a JSON Merge Patch, say), and the result is validated like any update.
+    #[instrument(level = "debug", skip_all, fields(uow_id = %self.uow_id, %schema_id, %entity_id))]
+    pub async fn update_with<F>(
+        &mut self,
+        schema_id: &SchemaId,
+        entity_id: Uuid,
+        options: WriteOptions,
+        change: F,
+    ) -> Result<Staged>
+    where
+        F: FnOnce(&mut Value) + Send,
+    {
+        let result = async {
+            let current = self
+                .live(schema_id, entity_id, options.expected_version)
+                .await?;
+            let mut payload = current.payload.clone();
+            change(&mut payload);
+            let schema_version = self
+                .validate(schema_id, options.schema_version, &payload)
+                .await?;
+            Ok(self.stage(
+                OpKind::Update,
+                schema_id,
+                entity_id,
+                Some(&current),
+                schema_version,
+                payload,
+                options.expected_version,
+            ))
+        }
+        .await;
+        self.record(result)
+    }
+
     /// Stages a soft delete of the entity's active version; every version stays in history.
+    #[instrument(level = "debug", skip_all, fields(uow_id = %self.uow_id, %schema_id))]
     pub async fn delete(
         &mut self,
         schema_id: &SchemaId,
@@ -170,14 +218,37 @@ impl UnitOfWork {
     }
 
     /// Stages the undelete of a soft-deleted entity: a new version with the deleted payload.
+    #[instrument(level = "debug", skip_all, fields(uow_id = %self.uow_id, %schema_id))]
     pub async fn undelete(&mut self, schema_id: &SchemaId, entity_id: Uuid) -> Result<Staged> {
         let result = self.stage_undelete(schema_id, entity_id).await;
+        self.record(result)
+    }
+
+    /// Emits an event: it is written to the service's outbox at commit, in the same
+    /// transaction as the writes, so it is published if and only if the unit of work commits.
+    /// Returns the event id. An event whose names break the subject grammar is refused with
+    /// [`Error::InvalidEvent`] (and, like any failed operation, fails the unit of work).
+    pub fn emit(&mut self, event: Event) -> Result<Uuid> {
+        self.usable()?;
+        let result = event.check().and_then(|()| {
+            if self.events.iter().any(|e| e.event_id == event.event_id) {
+                return Err(Error::InvalidEvent(format!(
+                    "event id {} is emitted twice",
+                    event.event_id
+                )));
+            }
+            Ok(event.event_id)
+        });
+        if result.is_ok() {
+            self.events.push(event);
+        }
         self.record(result)
     }
 
     /// The current committed version of an entity, read inside this unit of work's transaction.
     ///
     /// Not finding the entity is an answer, not a failure: it leaves the unit of work usable.
+    #[instrument(level = "debug", skip_all, fields(uow_id = %self.uow_id, %schema_id))]
     pub async fn get(&mut self, schema_id: &SchemaId, entity_id: Uuid) -> Result<Entity> {
         let result = self.read_current(schema_id, entity_id, false).await;
         self.record(result)?
@@ -532,6 +603,7 @@ impl UnitOfWork {
     fn record<T>(&mut self, result: Result<T>) -> Result<T> {
         self.usable()?;
         if let Err(err) = &result {
+            self.service.store.counters().failed(err);
             self.failed = Some(err.to_string());
         }
         result

@@ -6,7 +6,7 @@ use serde_json::Value;
 use uuid::Uuid;
 use vellum_core::{SchemaId, Version};
 
-use crate::{Entity, Error, Result};
+use crate::{Entity, Error, OutboxEvent, Result};
 
 /// Who runs a unit of work, and why; see [`Service::begin_with`](crate::Service::begin_with).
 #[derive(Debug, Clone)]
@@ -125,4 +125,7 @@ pub struct Committed {
     pub committed_at: DateTime<Utc>,
     /// Every entity version written (or deleted) in staging order.
     pub entities: Vec<Entity>,
+    /// Every event written to the outbox, in position order: the entity change events (when
+    /// the service has them on), then the emitted events.
+    pub events: Vec<OutboxEvent>,
 }

@@ -164,3 +164,29 @@ async fn a_bad_document_stops_the_import_and_nothing_is_stored() {
     let imported = import((0..10).map(card).collect()).await.unwrap();
     assert_eq!((imported.count, cards(&f).await), (10, 10));
 }
+
+#[tokio::test]
+async fn an_import_writes_change_events_when_the_service_does() {
+    let f = fixture().await;
+    f.service.set_change_events(true).await.unwrap();
+    let imported = f
+        .service
+        .import(
+            &id("card"),
+            UowOptions::new("importer"),
+            (0..120).map(card),
+            |_| {},
+        )
+        .await
+        .unwrap();
+    let events = f
+        .service
+        .events_after(vellum::FeedCursor::START, 1000)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 120);
+    assert!(events.iter().all(|e| e.event_type == "entity.created"
+        && e.aggregate_type == "card"
+        && e.uow_id == imported.uow_id
+        && e.data["entity_version"] == "1.0.0"));
+}
