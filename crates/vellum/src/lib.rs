@@ -52,8 +52,11 @@ mod error;
 mod health;
 mod indexes;
 mod migrate;
+mod migration_fn;
+mod migrations;
 pub mod query;
 mod raw;
+mod read_as;
 mod registry;
 mod service;
 mod sql;
@@ -66,6 +69,8 @@ pub use embedded::{ClusterStatus, EmbeddedCluster, RunningCluster};
 pub use entity::{Entity, HistoryEntry};
 pub use error::{Error, Result};
 pub use health::PoolStatus;
+pub use migration_fn::{MigrateDocument, MigrationFn, SchemaMigration};
+pub use migrations::{MIGRATION_CHECKED_DOCUMENTS, MigrationInfo};
 pub use query::Page;
 pub use raw::RawSql;
 pub use registry::{SchemaRegistry, SchemaSummary, SchemaVersion, SchemaVersionInfo};
@@ -79,6 +84,7 @@ pub use vellum_core::compat::{
     Assessment, Change, ChangeClass, ChangeKind, Classification, CompatibilityMode,
     Incompatibility, classify,
 };
+pub use vellum_core::migration::{JsonType, Migration, MigrationError, Operation, Reversibility};
 pub use vellum_core::{Bump, SchemaId, ServiceName, Version, Violation, schema::SchemaLimits};
 
 /// The PostgreSQL driver types that appear in vellum's API (raw SQL rows and parameters).

@@ -9,7 +9,10 @@ use serde_json::Value;
 use tokio_postgres::{Row, types::ToSql};
 use vellum_core::{CompiledSchema, SchemaId, Version, compat::Assessment};
 
-use crate::{Error, Result, Service, entity::parse_stored, indexes::PathIndexes, sql};
+use crate::{
+    Error, MigrationInfo, Result, SchemaMigration, Service, entity::parse_stored,
+    indexes::PathIndexes, sql,
+};
 
 /// One registered schema version, without its definition.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -44,6 +47,10 @@ pub struct SchemaVersion {
     /// checked under.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub assessment: Option<Assessment>,
+    /// The migration the version was registered with, for the first version of a major line
+    /// above another (SPEC §4.3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migration: Option<MigrationInfo>,
 }
 
 /// An entity type with its active version, as listed by [`SchemaRegistry::list`].
@@ -97,6 +104,19 @@ impl<'a> SchemaRegistry<'a> {
         definition: Value,
         activate: bool,
     ) -> Result<SchemaVersion> {
+        self.register_checked(schema_id, version, definition, None, activate)
+            .await
+    }
+
+    /// [`register`](Self::register), with the migration of a new major version.
+    pub(crate) async fn register_checked(
+        &self,
+        schema_id: &SchemaId,
+        version: Version,
+        definition: Value,
+        migration: Option<SchemaMigration>,
+        activate: bool,
+    ) -> Result<SchemaVersion> {
         let compiled = Arc::new(CompiledSchema::compile(
             &definition,
             self.service.store.schema_limits(),
@@ -107,7 +127,14 @@ impl<'a> SchemaRegistry<'a> {
             indexes.build(&compiled).await?;
         }
         let registered = self
-            .register_version(schema_id, version, definition, activate, &compiled)
+            .register_version(
+                schema_id,
+                version,
+                definition,
+                migration.as_ref(),
+                activate,
+                &compiled,
+            )
             .await;
         if prebuilt {
             // Refused: drop what was built for it. Registered: drop what the old version wanted.
@@ -121,6 +148,7 @@ impl<'a> SchemaRegistry<'a> {
         schema_id: &SchemaId,
         version: Version,
         definition: Value,
+        migration: Option<&SchemaMigration>,
         activate: bool,
         compiled: &Arc<CompiledSchema>,
     ) -> Result<SchemaVersion> {
@@ -152,6 +180,27 @@ impl<'a> SchemaRegistry<'a> {
         }
         self.check_references(&tx, schema_id, compiled).await?;
         let first = existing.is_empty();
+        let previous_major = if first {
+            if migration.is_some() {
+                return Err(Error::InvalidMigration {
+                    schema_id: schema_id.to_string(),
+                    version,
+                    reason: "the first version of a schema id takes no migration".to_owned(),
+                    documents_checked: 0,
+                    documents_failing: 0,
+                    samples: Vec::new(),
+                });
+            }
+            None
+        } else {
+            self.check_migration_rule(schema_id, version, &registered, migration)?
+        };
+        if let (Some(previous), Some(migration)) = (previous_major, migration) {
+            self.check_migration_on_documents(
+                &tx, schema_id, version, previous, migration, compiled,
+            )
+            .await?;
+        }
         if first {
             tx.batch_execute(&self.service.idents.entity_table_ddl(schema_id))
                 .await?;
@@ -188,7 +237,20 @@ impl<'a> SchemaRegistry<'a> {
                 ],
             )
             .await?;
+        let recorded = match migration {
+            Some(migration) => Some(
+                self.insert_migration(&tx, schema_id, version, migration)
+                    .await?,
+            ),
+            None => None,
+        };
         tx.commit().await?;
+        if let Some(SchemaMigration::Function(function)) = migration {
+            self.service.store.install_migration_fn(
+                (self.service.name.clone(), schema_id.clone(), version),
+                function.clone(),
+            );
+        }
         self.service.store.cache_validator(
             (self.service.name.clone(), schema_id.clone(), version),
             compiled.clone(),
@@ -197,6 +259,7 @@ impl<'a> SchemaRegistry<'a> {
             info: info_from_row(&row)?,
             definition,
             assessment: assessment.predecessor.is_some().then_some(assessment),
+            migration: recorded,
         })
     }
 
@@ -288,10 +351,15 @@ impl<'a> SchemaRegistry<'a> {
                 None => format!("active version of schema {schema_id}"),
             },
         })?;
+        let info = info_from_row(&row)?;
+        let migration = self
+            .migration_to(&client, schema_id, info.schema_version)
+            .await?;
         Ok(SchemaVersion {
-            info: info_from_row(&row)?,
+            info,
             definition: row.try_get(6)?,
             assessment: None,
+            migration,
         })
     }
 

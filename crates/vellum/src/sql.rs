@@ -19,6 +19,11 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("sql/0003_schema_compatibility.sql"),
     ),
     (4, "queries", include_str!("sql/0004_queries.sql")),
+    (
+        9,
+        "schema migrations",
+        include_str!("sql/0009_schema_migrations.sql"),
+    ),
 ];
 
 const SERVICE_DDL: &str = include_str!("sql/service.sql");

@@ -6,6 +6,7 @@ mod entities;
 mod fixtures;
 mod health;
 mod indexes;
+mod migrations;
 mod queries;
 mod queries_hostile;
 mod references;
