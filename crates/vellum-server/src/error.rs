@@ -6,7 +6,7 @@ use axum::{
 };
 use serde::Serialize;
 use utoipa::ToSchema;
-use vellum::{Change, ChangeClass, CompatibilityMode, Version, Violation};
+use vellum::{Change, ChangeClass, CompatibilityMode, FailingDocument, Version, Violation};
 
 /// The media type of every error response.
 pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
@@ -42,6 +42,10 @@ pub(crate) struct Problem {
     /// For an incompatible schema version: every change from `against`, with its class.
     #[serde(skip_serializing_if = "Option::is_none")]
     changes: Option<Vec<Change>>,
+    /// For a refused migration: up to 20 current documents it fails on, each with its
+    /// violations (keyword `migration` when an operation could not be applied).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    samples: Option<Vec<FailingDocument>>,
 }
 
 /// Why a schema version was refused as incompatible, for the problem body.
@@ -63,6 +67,7 @@ pub(crate) struct ApiError {
     detail: String,
     violations: Option<Vec<Violation>>,
     refusal: Option<Box<Refusal>>,
+    samples: Option<Vec<FailingDocument>>,
 }
 
 impl ApiError {
@@ -79,6 +84,7 @@ impl ApiError {
             detail: detail.into(),
             violations: None,
             refusal: None,
+            samples: None,
         }
     }
 
@@ -260,6 +266,24 @@ impl From<vellum::Error> for ApiError {
                     detail,
                 )
             },
+            E::InvalidMigration { samples, .. } => Self {
+                samples: Some(samples),
+                ..Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid-migration",
+                    "Migration refused",
+                    detail,
+                )
+            },
+            E::NotConvertible { violations, .. } => Self {
+                violations: (!violations.is_empty()).then_some(violations),
+                ..Self::new(
+                    StatusCode::CONFLICT,
+                    "not-convertible",
+                    "Not convertible to the schema version asked for",
+                    detail,
+                )
+            },
             E::InvalidInput(vellum_core_err) => invalid_input(vellum_core_err),
             E::InvalidSchema(_) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -325,6 +349,7 @@ impl IntoResponse for ApiError {
             declared: refusal.as_ref().map(|r| r.declared),
             detected: refusal.as_ref().map(|r| r.detected),
             changes: refusal.map(|r| r.changes),
+            samples: self.samples,
         };
         let mut response = (self.status, axum::Json(problem)).into_response();
         let headers = response.headers_mut();

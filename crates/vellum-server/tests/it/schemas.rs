@@ -232,7 +232,8 @@ async fn an_incompatible_version_is_refused_with_its_changes_and_nothing_registe
             Method::POST,
             base,
             Some(ADMIN),
-            Some(json!({"version": "2.0.0", "definition": stricter})),
+            Some(json!({"version": "2.0.0", "definition": stricter,
+                        "migration": {"from": "1.0.0", "operations": []}})),
         )
         .await;
     assert_eq!(major.status, StatusCode::CREATED, "{:#}", major.body);
