@@ -9,8 +9,8 @@ use anyhow::Context;
 use serde::Serialize;
 use serde_json::{Value, json};
 use vellum::{
-    ClusterStatus, EmbeddedCluster, Service, ServiceName, Store, StoreOptions, WriteOptions,
-    query::Query,
+    ClusterStatus, EmbeddedCluster, Migration, Service, ServiceName, Store, StoreOptions,
+    WriteOptions, query::Query,
 };
 
 use crate::args::{
@@ -126,17 +126,40 @@ async fn schema(store: &Store, command: SchemaCommand) -> anyhow::Result<Value> 
             schema_id,
             version,
             file,
+            migration,
             activate,
         } => {
             let definition = read_json(&file)?;
+            let migration = migration
+                .map(|path| -> anyhow::Result<Migration> {
+                    serde_json::from_value(read_json(&path)?)
+                        .with_context(|| format!("{} is not a migration", path.display()))
+                })
+                .transpose()?;
             let service = open_service(store, &service).await?;
-            to_json(
-                service
-                    .schemas()
-                    .register(&schema_id, version, definition, activate)
-                    .await?,
-            )?
+            let registry = service.schemas();
+            to_json(match migration {
+                Some(migration) => {
+                    registry
+                        .register_with_migration(
+                            &schema_id, version, definition, migration, activate,
+                        )
+                        .await?
+                }
+                None => {
+                    registry
+                        .register(&schema_id, version, definition, activate)
+                        .await?
+                }
+            })?
         }
+        SchemaCommand::Migrations { service, schema_id } => to_json(
+            open_service(store, &service)
+                .await?
+                .schemas()
+                .migrations(&schema_id)
+                .await?,
+        )?,
         SchemaCommand::List { service } => to_json(
             open_service(store, &service)
                 .await?
@@ -239,6 +262,7 @@ async fn entity(store: &Store, command: EntityCommand) -> anyhow::Result<Value> 
             entity,
             version,
             as_of,
+            schema_version,
         } => {
             let service = open_service(store, &entity.service).await?;
             let found = match (version, as_of) {
@@ -254,7 +278,10 @@ async fn entity(store: &Store, command: EntityCommand) -> anyhow::Result<Value> 
                 }
                 (None, None) => service.get(&entity.schema_id, entity.id).await?,
             };
-            to_json(found)?
+            match schema_version {
+                Some(schema_version) => to_json(service.present_as(found, schema_version).await?)?,
+                None => to_json(found)?,
+            }
         }
         EntityCommand::Update {
             entity,

@@ -81,6 +81,31 @@ fn report(err: &anyhow::Error) {
                 eprintln!("  {change}");
             }
         }
+        Some(Error::InvalidMigration {
+            schema_id,
+            version,
+            reason,
+            samples,
+            ..
+        }) => {
+            eprintln!("error: schema {schema_id} version {version}: migration refused: {reason}");
+            for sample in samples {
+                for violation in &sample.violations {
+                    let pointer = if violation.pointer.is_empty() {
+                        "/"
+                    } else {
+                        &violation.pointer
+                    };
+                    eprintln!(
+                        "  entity {} {}: {pointer}: {} ({})",
+                        sample.entity_id,
+                        sample.entity_version,
+                        violation.message,
+                        violation.keyword
+                    );
+                }
+            }
+        }
         _ => eprintln!("error: {err:#}"),
     }
 }
@@ -95,14 +120,16 @@ fn exit_code(err: &anyhow::Error) -> ExitCode {
             | Error::UnitOfWorkFailed { .. }
             | Error::Immutable(_)
             | Error::IncompatibleSchema { .. }
-            | Error::UniqueViolation { .. },
+            | Error::UniqueViolation { .. }
+            | Error::NotConvertible { .. },
         ) => 4,
         Some(
             Error::Validation { .. }
             | Error::InvalidInput(_)
             | Error::InvalidSchema(_)
             | Error::InvalidReference { .. }
-            | Error::InvalidQuery { .. },
+            | Error::InvalidQuery { .. }
+            | Error::InvalidMigration { .. },
         ) => 5,
         _ if err.downcast_ref::<serde_json::Error>().is_some() => 5,
         _ => 1,

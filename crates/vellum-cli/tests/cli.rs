@@ -379,6 +379,7 @@ async fn schema_evolution_rules_compatibility_modes_and_checks() {
     let versions = ok(&db, &["schema", "versions", "orders", "sales_order"], "");
     assert_eq!(versions.as_array().unwrap().len(), 1, "nothing registered");
 
+    let definition = TempJson::new("stricter", stricter);
     let register_major = [
         "schema",
         "register",
@@ -386,10 +387,145 @@ async fn schema_evolution_rules_compatibility_modes_and_checks() {
         "sales_order",
         "2.0.0",
         "--file",
+        definition.path(),
+        "--migration",
         "-",
     ];
-    let registered = ok(&db, &register_major, stricter);
+    let identity = r#"{"from": "1.0.0", "operations": []}"#;
+    let registered = ok(&db, &register_major, identity);
     assert_eq!(registered["assessment"]["class"], "major");
+}
+
+/// A JSON file in the temporary directory, removed when dropped.
+struct TempJson(std::path::PathBuf);
+
+impl TempJson {
+    fn new(name: &str, content: &str) -> TempJson {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let path = std::env::temp_dir().join(format!(
+            "vellum-cli-test-{}-{nanos}-{name}.json",
+            std::process::id()
+        ));
+        std::fs::write(&path, content).unwrap();
+        TempJson(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempJson {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn a_major_version_is_registered_with_a_migration_and_entities_read_as_any_version() {
+    let (_test_db, db) = orders_with_schema().await;
+    let created = ok(
+        &db,
+        &["entity", "create", "orders", "sales_order", "--file", "-"],
+        r#"{"customer": "ACME", "total": 12}"#,
+    );
+    let id = created["entity_id"].as_str().unwrap().to_string();
+    let v2 = TempJson::new(
+        "v2",
+        r#"{"type": "object", "required": ["buyer", "currency"],
+            "properties": {"buyer": {"type": "string"}, "total": {"type": "number"},
+                           "currency": {"enum": ["EUR", "USD"]}}}"#,
+    );
+    let register = [
+        "schema",
+        "register",
+        "orders",
+        "sales_order",
+        "2.0.0",
+        "--file",
+        v2.path(),
+    ];
+    let stderr = fails(&db, &register, "", 5);
+    assert!(
+        stderr.contains("must be registered with a migration from a version of major line 1"),
+        "{stderr}"
+    );
+    // A migration that leaves stored documents invalid: refused with the failing sample.
+    let stderr = fails(
+        &db,
+        &[&register[..], &["--migration", "-"]].concat(),
+        r#"{"from": "1.0.0", "operations": [{"op": "rename", "from": "/customer", "to": "/buyer"}]}"#,
+        5,
+    );
+    assert!(
+        stderr.contains(&format!("entity {id} 1.0.0: /: ")),
+        "{stderr}"
+    );
+    let migration = r#"{"from": "1.0.0", "operations": [
+        {"op": "rename", "from": "/customer", "to": "/buyer"},
+        {"op": "add", "path": "/currency", "value": "EUR"}]}"#;
+    let registered = ok(
+        &db,
+        &[&register[..], &["--migration", "-", "--activate"]].concat(),
+        migration,
+    );
+    assert_eq!(registered["migration"]["reversibility"], "lossless");
+    let listed = ok(&db, &["schema", "migrations", "orders", "sales_order"], "");
+    assert_eq!(listed[0]["to"], "2.0.0");
+
+    let get = ["entity", "get", "orders", "sales_order", &id];
+    let as_v2 = ok(
+        &db,
+        &[&get[..], &["--schema-version", "2.0.0"]].concat(),
+        "",
+    );
+    assert_eq!(
+        as_v2["payload"],
+        json!({"buyer": "ACME", "total": 12, "currency": "EUR"})
+    );
+    assert_eq!(as_v2["schema_version"], "2.0.0");
+    let stored = ok(&db, &get, "");
+    assert_eq!(stored["payload"], json!({"customer": "ACME", "total": 12}));
+
+    // An entity written under 2.0.0 reads back as 1.0.0; one 1.0.0 cannot satisfy is refused.
+    let update = [
+        "entity",
+        "update",
+        "orders",
+        "sales_order",
+        &id,
+        "--file",
+        "-",
+    ];
+    ok(
+        &db,
+        &update,
+        r#"{"buyer": "ACME", "total": 15, "currency": "USD"}"#,
+    );
+    let as_v1 = ok(
+        &db,
+        &[&get[..], &["--schema-version", "1.0.0"]].concat(),
+        "",
+    );
+    assert_eq!(as_v1["payload"], json!({"customer": "ACME", "total": 15}));
+    ok(
+        &db,
+        &update,
+        r#"{"buyer": "ACME", "total": -1, "currency": "USD"}"#,
+    );
+    let stderr = fails(
+        &db,
+        &[&get[..], &["--schema-version", "1.0.0"]].concat(),
+        "",
+        4,
+    );
+    assert!(
+        stderr.contains("cannot be read as version 1.0.0") && stderr.contains("/total"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
