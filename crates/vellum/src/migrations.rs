@@ -481,8 +481,9 @@ fn lossy_reason(info: &MigrationInfo) -> String {
                 .map(|(i, op)| format!("operation {i} ({} {})", op.name(), op.pointer()))
                 .collect();
             format!(
-                "the migration from {} to {} cannot be reversed: {} lose information (give \
-                 `restore` to remove or set, `from` to cast, an injective mapping to map)",
+                "the migration from {} to {} cannot be reversed: it loses information at {} \
+                 (reversible forms: remove and set with `restore`, cast with `from`, map with \
+                 an injective mapping to strings)",
                 info.from,
                 info.to,
                 lossy.join(", ")
