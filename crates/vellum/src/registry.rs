@@ -117,6 +117,16 @@ impl<'a> SchemaRegistry<'a> {
         migration: Option<SchemaMigration>,
         activate: bool,
     ) -> Result<SchemaVersion> {
+        if let Some(SchemaMigration::Operations(operations)) = &migration {
+            operations.check().map_err(|err| Error::InvalidMigration {
+                schema_id: schema_id.to_string(),
+                version,
+                reason: err.to_string(),
+                documents_checked: 0,
+                documents_failing: 0,
+                samples: Vec::new(),
+            })?;
+        }
         let compiled = Arc::new(CompiledSchema::compile(
             &definition,
             self.service.store.schema_limits(),

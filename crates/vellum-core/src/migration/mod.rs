@@ -73,9 +73,11 @@ use crate::Version;
 /// A declarative migration: the operations that turn a document valid under `from` into one
 /// valid under the version the migration is registered with.
 ///
-/// Deserializing checks every operation (well-formed pointers, a rename not into itself, a known
-/// `op`) and names the index of the one at fault.
+/// Deserializing checks the grammar of every operation (a known `op`, its fields, well-formed
+/// pointers) and names the index of the one at fault; [`Migration::check`] then checks that each
+/// makes sense (a rename not into itself).
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Migration {
     /// The registered version the documents come from (a version of the previous major line).
@@ -91,12 +93,24 @@ impl Migration {
     ///
     /// The first operation that is not well formed, with its index.
     pub fn new(from: Version, operations: Vec<Operation>) -> Result<Self, MigrationError> {
-        for (index, operation) in operations.iter().enumerate() {
+        let migration = Migration { from, operations };
+        migration.check()?;
+        Ok(migration)
+    }
+
+    /// Whether every operation makes sense on its own: a rename between two different paths,
+    /// not into itself; a cast between two different types.
+    ///
+    /// # Errors
+    ///
+    /// The first operation that does not, with its index.
+    pub fn check(&self) -> Result<(), MigrationError> {
+        for (index, operation) in self.operations.iter().enumerate() {
             operation.check().map_err(|message| {
                 MigrationError::new(index, operation.name(), operation.pointer(), message)
             })?;
         }
-        Ok(Migration { from, operations })
+        Ok(())
     }
 
     /// Applies every operation in order to `document`.
@@ -168,6 +182,9 @@ impl<'de> Deserialize<'de> for Migration {
                     .map_err(|err| serde::de::Error::custom(format!("operations/{index}: {err}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Migration::new(raw.from, operations).map_err(serde::de::Error::custom)
+        Ok(Migration {
+            from: raw.from,
+            operations,
+        })
     }
 }

@@ -14,32 +14,26 @@ use crate::query::JsonPath;
 /// Serialized with its `op` as a tag, e.g. `{"op": "rename", "from": "/customer", "to": "/buyer"}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Operation {
     /// Moves the value at `from` to `to`, within an object or between objects. Nothing happens
     /// when `from` is absent; the object holding `to` must exist and must not have `to` yet.
     Rename {
         /// Where the value is.
-        #[cfg_attr(feature = "openapi", schema(value_type = String, example = "/customer"))]
         from: JsonPath,
         /// Where it goes.
-        #[cfg_attr(feature = "openapi", schema(value_type = String, example = "/buyer"))]
         to: JsonPath,
     },
     /// Adds `value` at `path` when nothing is there: a default for a new property.
     Add {
         /// The new member.
-        #[cfg_attr(feature = "openapi", schema(value_type = String, example = "/currency"))]
         path: JsonPath,
         /// The default.
-        #[cfg_attr(feature = "openapi", schema(value_type = Object))]
         value: Value,
     },
     /// Removes the value at `path`. With `restore`, the reverse puts that value back;
     /// without, the removal is lossy and the migration cannot be reversed.
     Remove {
         /// The member removed.
-        #[cfg_attr(feature = "openapi", schema(value_type = String, example = "/legacy"))]
         path: JsonPath,
         /// The value the reverse adds back.
         #[serde(
@@ -47,17 +41,14 @@ pub enum Operation {
             deserialize_with = "present",
             skip_serializing_if = "Option::is_none"
         )]
-        #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
         restore: Option<Value>,
     },
     /// Sets `value` at `path`, replacing what is there. With `restore`, the reverse sets that
     /// value; without, it is lossy.
     Set {
         /// The member set.
-        #[cfg_attr(feature = "openapi", schema(value_type = String, example = "/kind"))]
         path: JsonPath,
         /// The value.
-        #[cfg_attr(feature = "openapi", schema(value_type = Object))]
         value: Value,
         /// The value the reverse sets.
         #[serde(
@@ -65,7 +56,6 @@ pub enum Operation {
             deserialize_with = "present",
             skip_serializing_if = "Option::is_none"
         )]
-        #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
         restore: Option<Value>,
     },
     /// Converts the value at `path` to type `to` (`null` and absent values stay as they are).
@@ -73,7 +63,6 @@ pub enum Operation {
     /// without, any string, number or boolean is converted and the cast is lossy.
     Cast {
         /// The member converted.
-        #[cfg_attr(feature = "openapi", schema(value_type = String, example = "/qty"))]
         path: JsonPath,
         /// The type the values have before the migration.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,10 +76,8 @@ pub enum Operation {
     /// back as another value).
     Map {
         /// The member mapped.
-        #[cfg_attr(feature = "openapi", schema(value_type = String, example = "/status"))]
         path: JsonPath,
         /// Old value -> new value.
-        #[cfg_attr(feature = "openapi", schema(value_type = Object))]
         values: Map<String, Value>,
     },
 }

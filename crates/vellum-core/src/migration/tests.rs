@@ -426,19 +426,6 @@ fn malformed_migrations_are_refused_with_the_operation_index() {
             "operations/0: unknown variant `date`",
         ),
         (
-            json!({"from": "1.0.0", "operations": [{"op": "rename", "from": "/a", "to": "/a/b"}]}),
-            "operation 0 (rename /a): cannot move /a into itself (/a/b)",
-        ),
-        (
-            json!({"from": "1.0.0", "operations": [{"op": "rename", "from": "/a", "to": "/a"}]}),
-            "operation 0 (rename /a): a rename needs two different paths",
-        ),
-        (
-            json!({"from": "1.0.0", "operations": [
-                {"op": "cast", "path": "/a", "from": "string", "to": "string"}]}),
-            "a cast from string to string does nothing",
-        ),
-        (
             json!({"from": "1.0", "operations": []}),
             "invalid version \"1.0\"",
         ),
@@ -454,6 +441,36 @@ fn malformed_migrations_are_refused_with_the_operation_index() {
             "{body}: {err} (expected {expected})"
         );
     }
+}
+
+#[test]
+fn operations_that_make_no_sense_are_refused_by_check() {
+    let cases = [
+        (
+            json!([{"op": "add", "path": "/x", "value": 1},
+                   {"op": "rename", "from": "/a", "to": "/a/b"}]),
+            "operation 1 (rename /a): cannot move /a into itself (/a/b)",
+        ),
+        (
+            json!([{"op": "rename", "from": "/a", "to": "/a"}]),
+            "operation 0 (rename /a): a rename needs two different paths",
+        ),
+        (
+            json!([{"op": "cast", "path": "/a", "from": "string", "to": "string"}]),
+            "operation 0 (cast /a): a cast from string to string does nothing",
+        ),
+    ];
+    for (operations, expected) in cases {
+        let parsed = migration(operations.clone());
+        assert_eq!(parsed.check().unwrap_err().to_string(), expected);
+        let err = Migration::new(parsed.from, parsed.operations).unwrap_err();
+        assert_eq!(err.to_string(), expected);
+    }
+    assert!(
+        migration(json!([{"op": "rename", "from": "/a", "to": "/b/a"}]))
+            .check()
+            .is_ok()
+    );
 }
 
 #[test]

@@ -343,6 +343,22 @@ async fn a_new_major_needs_a_migration_from_the_previous_major_line() {
         .unwrap_err();
     assert!(minor.to_string().contains("takes no migration"), "{minor}");
 
+    // Well-formed JSON, but an operation that makes no sense (a library caller can build one
+    // without `Migration::new`, an HTTP client by sending it).
+    let into_itself: Migration = serde_json::from_value(json!({"from": "2.0.0", "operations": [
+        {"op": "rename", "from": "/buyer", "to": "/buyer/name"}]}))
+    .unwrap();
+    let err = registry
+        .register_with_migration(&order(), v("3.0.0"), v2(), into_itself, false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidMigration { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("operation 0 (rename /buyer): cannot move /buyer into itself"),
+        "{err}"
+    );
+
     assert_eq!(
         versions(&f.service.schemas()).await,
         before,
