@@ -225,6 +225,10 @@ pub(crate) enum SchemaCommand {
         /// The definition, a JSON file; - reads standard input.
         #[arg(long, short)]
         file: PathBuf,
+        /// The migration it would be registered with, a JSON file (a new major version only);
+        /// the documents it applies to are migrated before they are validated.
+        #[arg(long)]
+        migration: Option<PathBuf>,
     },
     /// Show the compatibility mode of a schema id, or set it when MODE is given.
     ///

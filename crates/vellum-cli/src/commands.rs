@@ -130,12 +130,7 @@ async fn schema(store: &Store, command: SchemaCommand) -> anyhow::Result<Value> 
             activate,
         } => {
             let definition = read_json(&file)?;
-            let migration = migration
-                .map(|path| -> anyhow::Result<Migration> {
-                    serde_json::from_value(read_json(&path)?)
-                        .with_context(|| format!("{} is not a migration", path.display()))
-                })
-                .transpose()?;
+            let migration = migration.as_deref().map(read_migration).transpose()?;
             let service = open_service(store, &service).await?;
             let registry = service.schemas();
             to_json(match migration {
@@ -193,13 +188,20 @@ async fn schema(store: &Store, command: SchemaCommand) -> anyhow::Result<Value> 
             schema_id,
             version,
             file,
+            migration,
         } => {
             let definition = read_json(&file)?;
+            let migration = migration.as_deref().map(read_migration).transpose()?;
             let service = open_service(store, &service).await?;
             to_json(
                 service
                     .schemas()
-                    .check(&schema_id, version, &definition)
+                    .check_with_migration(
+                        &schema_id,
+                        version,
+                        &definition,
+                        migration.map(Into::into),
+                    )
                     .await?,
             )?
         }
@@ -389,6 +391,12 @@ fn single(committed: vellum::Committed) -> vellum::Entity {
 
 fn to_json(value: impl Serialize) -> anyhow::Result<Value> {
     Ok(serde_json::to_value(value)?)
+}
+
+/// Reads a migration (`{"from", "operations"}`) from a JSON file, or standard input for `-`.
+fn read_migration(path: &Path) -> anyhow::Result<Migration> {
+    serde_json::from_value(read_json(path)?)
+        .with_context(|| format!("{} is not a migration", path.display()))
 }
 
 /// Reads a JSON document from a file, or from standard input for `-`.

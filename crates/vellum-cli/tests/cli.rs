@@ -467,6 +467,26 @@ async fn a_major_version_is_registered_with_a_migration_and_entities_read_as_any
     let migration = r#"{"from": "1.0.0", "operations": [
         {"op": "rename", "from": "/customer", "to": "/buyer"},
         {"op": "add", "path": "/currency", "value": "EUR"}]}"#;
+    let check = [
+        "schema",
+        "check",
+        "orders",
+        "sales_order",
+        "2.0.0",
+        "--file",
+        v2.path(),
+        "--migration",
+        "-",
+    ];
+    let report = ok(&db, &check, migration);
+    assert_eq!(
+        (
+            &report["documents_failing"],
+            &report["registration_problems"]
+        ),
+        (&json!(0), &json!([]))
+    );
+    assert_eq!(report["migration_reversibility"], "lossless");
     let registered = ok(
         &db,
         &[&register[..], &["--migration", "-", "--activate"]].concat(),

@@ -355,16 +355,10 @@ impl SchemaRegistry<'_> {
         while let Some(row) = rows.try_next().await? {
             checked += 1;
             let payload: Value = row.try_get(2)?;
-            let violations = match migration {
-                SchemaMigration::Operations(m) => m
-                    .apply(payload)
-                    .map_err(|err| vec![violation(err.pointer.clone(), err.to_string())]),
-                SchemaMigration::Function(f) => f
-                    .apply(payload)
-                    .map_err(|err| vec![violation(String::new(), err)]),
-            }
-            .and_then(|migrated| candidate.validate(&migrated))
-            .err();
+            let violations = migration
+                .apply_checked(payload)
+                .and_then(|migrated| candidate.validate(&migrated))
+                .err();
             if let Some(violations) = violations {
                 failing += 1;
                 if samples.len() < CHECK_SAMPLES {
@@ -451,6 +445,21 @@ fn info_from_row(row: &Row) -> Result<MigrationInfo> {
         reversibility,
         created_at: row.try_get(5)?,
     })
+}
+
+impl SchemaMigration {
+    /// Applies the migration to a stored document; an operation that cannot be applied is a
+    /// violation of the `migration` keyword, at its pointer.
+    pub(crate) fn apply_checked(&self, document: Value) -> Result<Value, Vec<Violation>> {
+        match self {
+            SchemaMigration::Operations(m) => m
+                .apply(document)
+                .map_err(|err| vec![violation(err.pointer.clone(), err.to_string())]),
+            SchemaMigration::Function(f) => f
+                .apply(document)
+                .map_err(|err| vec![violation(String::new(), err)]),
+        }
+    }
 }
 
 /// A migration that could not be applied to a stored document, as a violation of the

@@ -46,6 +46,10 @@ pub(crate) struct CheckRequest {
     /// The JSON Schema (draft 2020-12).
     #[schema(value_type = Object)]
     definition: Value,
+    /// The migration it would be registered with (a new major version): checked like
+    /// registration checks it, and applied to the documents of the major line it comes from
+    /// before they are validated.
+    migration: Option<Migration>,
 }
 
 /// The compatibility mode to set.
@@ -142,8 +146,9 @@ pub(crate) async fn register(
 /// Check a candidate version without registering it: whether registration would be accepted,
 /// its classification against the predecessor under the compatibility mode (`changes`,
 /// `class`, `declared`, `compatible`, `incompatibility`), and how many current documents it
-/// would refuse, with samples. The definition must be a valid schema (else 422, as for
-/// registration).
+/// would refuse, with samples. With a `migration`, the documents of the major line it comes
+/// from are migrated before they are validated. The definition must be a valid schema (else
+/// 422, as for registration).
 #[utoipa::path(
     post, path = "/v1/{service}/schemas/{schema_id}/check", tag = "schemas",
     params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path)),
@@ -162,7 +167,12 @@ pub(crate) async fn check(
     Ok(Json(
         handle
             .schemas()
-            .check(&schema_id, request.version, &request.definition)
+            .check_with_migration(
+                &schema_id,
+                request.version,
+                &request.definition,
+                request.migration.map(Into::into),
+            )
             .await?,
     ))
 }

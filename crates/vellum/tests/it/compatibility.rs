@@ -320,8 +320,23 @@ async fn a_check_classifies_like_registration_and_registers_nothing() {
         .unwrap_err();
     assert_eq!(report.registration_problems, [registered.to_string()]);
 
-    let major = registry
+    // A major version without its migration: the refusal registration gives.
+    let without = registry
         .check(&order, v("2.0.0"), &with_required_total())
+        .await
+        .unwrap();
+    let refused = registry
+        .register(&order, v("2.0.0"), with_required_total(), false)
+        .await
+        .unwrap_err();
+    assert_eq!(without.registration_problems, [refused.to_string()]);
+    let major = registry
+        .check_with_migration(
+            &order,
+            v("2.0.0"),
+            &with_required_total(),
+            Some(identity("1.0.0").into()),
+        )
         .await
         .unwrap();
     assert!(major.assessment.compatible);

@@ -393,6 +393,25 @@ async fn a_migration_that_breaks_stored_documents_is_refused_with_samples() {
     let mut from_1_0 = to_v2();
     from_1_0.from = v("1.0.0");
 
+    // The dry run migrates the documents before it validates them, and sees the same failures.
+    let report = registry
+        .check_with_migration(&order(), v("2.0.0"), &v2(), Some(from_1_0.clone().into()))
+        .await
+        .unwrap();
+    assert!(report.registration_problems.is_empty(), "{report:?}");
+    assert_eq!((report.documents_checked, report.documents_failing), (3, 2));
+    assert_eq!(
+        report.migration_reversibility,
+        Some(Reversibility::Lossless)
+    );
+    let failing: Vec<_> = report.samples.iter().map(|s| s.entity_id).collect();
+    assert!(failing.contains(&bad_qty) && failing.contains(&bad_status));
+    // Without the migration, every document fails the new definition, and the report says
+    // registration would be refused.
+    let unmigrated = registry.check(&order(), v("2.0.0"), &v2()).await.unwrap();
+    assert_eq!(unmigrated.documents_failing, 3);
+    assert_eq!(unmigrated.registration_problems.len(), 1);
+
     let err = registry
         .register_with_migration(&order(), v("2.0.0"), v2(), from_1_0, true)
         .await

@@ -266,7 +266,12 @@ async fn a_check_validates_every_current_document_against_the_candidate_and_regi
     let report = f
         .service
         .schemas()
-        .check(&order, v("2.0.0"), &stricter)
+        .check_with_migration(
+            &order,
+            v("2.0.0"),
+            &stricter,
+            Some(identity("1.0.0").into()),
+        )
         .await
         .unwrap();
     assert!(report.registration_problems.is_empty());
