@@ -127,7 +127,9 @@ impl utoipa::PartialSchema for Operation {
                          with `from` (values of another type are refused), lossy without.",
                         &["path", "to"], json!({
                     "path": pointer("The member converted.", "/qty"),
-                    "from": json_type.clone(),
+                    "from": {"type": ["string", "null"],
+                             "enum": ["string", "integer", "number", "boolean", null],
+                             "description": "The type before; null or absent: any (lossy)."},
                     "to": json_type})),
                 variant("map", "Replaces the string values named in `values`; lossless when the \
                          mapping is injective and maps to strings.", &["path", "values"], json!({
