@@ -1,6 +1,6 @@
 //! Data migrations between the major lines of a schema (SPEC §4.3): the migration each new
 //! major version is registered with, checked on the stored documents before it is accepted,
-//! and the composition of migrations that presents a document as any registered version.
+//! stored, and listed. Their composition is in `migrator.rs`.
 
 use std::pin::pin;
 
@@ -10,8 +10,7 @@ use futures_util::TryStreamExt;
 use serde::Serialize;
 use serde_json::Value;
 use tokio_postgres::{Row, types::ToSql};
-use vellum_core::migration::plan::{Link, PlanError, Step, plan};
-use vellum_core::migration::{Migration, Operation, Reversibility, apply_operations};
+use vellum_core::migration::{Operation, Reversibility};
 use vellum_core::{CompiledSchema, SchemaId, Version, Violation};
 
 use crate::{
@@ -155,123 +154,6 @@ impl SchemaRegistry<'_> {
             None => Err(Error::NotFound {
                 what: format!("migration to schema {schema_id} version {to}"),
             }),
-        }
-    }
-
-    /// Presents `document`, valid under version `from` of the schema, as version `to`: within a
-    /// major line as it is, else through the chain of registered migrations, forward or
-    /// reversed; the result is validated against `to`. The building block of reads as another
-    /// version and of eager migration jobs.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NotFound`] if `to` is not a registered version; [`Error::NotConvertible`] when
-    /// no chain leads there (a lossy migration on the way back, a major version registered
-    /// without a migration, a Rust migration not installed in this process), a migration
-    /// fails on the document, or the result does not satisfy `to`.
-    pub async fn migrate_document(
-        &self,
-        schema_id: &SchemaId,
-        document: Value,
-        from: Version,
-        to: Version,
-    ) -> Result<Value> {
-        if from == to {
-            return Ok(document);
-        }
-        let target = self.compiled(schema_id, to).await?;
-        let refuse = |reason: String, violations: Vec<Violation>| Error::NotConvertible {
-            schema_id: schema_id.to_string(),
-            from,
-            to,
-            reason,
-            violations,
-        };
-        let mut document = document;
-        if from.major != to.major {
-            let migrations = self.migrations(schema_id).await?;
-            let links: Vec<Link> = migrations
-                .iter()
-                .map(|m| Link {
-                    from: m.from,
-                    to: m.to,
-                    reversible: m.reversibility != Reversibility::Lossy,
-                })
-                .collect();
-            let steps = plan(&links, from, to).map_err(|err| {
-                let reason = match err {
-                    PlanError::NoPath { .. } => format!(
-                        "{err} (a major version registered without a migration breaks the chain)"
-                    ),
-                    PlanError::Lossy(link) => migrations
-                        .iter()
-                        .find(|m| m.to == link.to)
-                        .map_or_else(|| err.to_string(), lossy_reason),
-                };
-                refuse(reason, Vec::new())
-            })?;
-            for step in steps {
-                let (Step::Forward(i) | Step::Backward(i)) = step;
-                let info = &migrations[i];
-                let forward = matches!(step, Step::Forward(_));
-                document = self
-                    .run_step(schema_id, info, forward, document)
-                    .map_err(|reason| refuse(reason, Vec::new()))?;
-            }
-        }
-        target.validate(&document).map_err(|violations| {
-            refuse(
-                format!("the result does not satisfy version {to}"),
-                violations,
-            )
-        })?;
-        Ok(document)
-    }
-
-    /// Applies one migration of a plan, forward or reversed.
-    fn run_step(
-        &self,
-        schema_id: &SchemaId,
-        info: &MigrationInfo,
-        forward: bool,
-        document: Value,
-    ) -> Result<Value, String> {
-        let (source, target) = if forward {
-            (info.from, info.to)
-        } else {
-            (info.to, info.from)
-        };
-        let failed = |err: String| format!("the migration from {source} to {target} failed: {err}");
-        if let Some(operations) = &info.operations {
-            let operations = if forward {
-                operations.clone()
-            } else {
-                let migration = Migration {
-                    from: info.from,
-                    operations: operations.clone(),
-                };
-                migration
-                    .reverse(info.to)
-                    .ok_or_else(|| lossy_reason(info))?
-                    .operations
-            };
-            return apply_operations(&operations, document).map_err(|e| failed(e.to_string()));
-        }
-        let name = info.function.as_deref().unwrap_or_default();
-        let key = (self.service.name.clone(), schema_id.clone(), info.to);
-        let Some(function) = self.service.store.migration_fn(&key) else {
-            return Err(format!(
-                "the migration from {} to {} is the Rust function {name:?}, which is not \
-                 installed in this process",
-                info.from, info.to
-            ));
-        };
-        if forward {
-            return function.apply(document).map_err(failed);
-        }
-        match &function.backward {
-            Some(backward) => backward(document).map_err(failed),
-            None => Err(lossy_reason(info)),
         }
     }
 
@@ -480,7 +362,7 @@ fn describe(info: &MigrationInfo) -> String {
 }
 
 /// Why a migration cannot be reversed, naming its lossy operations.
-fn lossy_reason(info: &MigrationInfo) -> String {
+pub(crate) fn lossy_reason(info: &MigrationInfo) -> String {
     match &info.operations {
         Some(operations) => {
             let lossy: Vec<String> = operations

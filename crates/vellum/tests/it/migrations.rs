@@ -626,3 +626,36 @@ async fn any_version_read_can_be_presented_as_another_schema_version() {
     );
     assert_eq!(current.entity_version, v("2.0.0"));
 }
+
+#[tokio::test]
+async fn a_migrator_migrates_many_documents_to_one_version() {
+    let (f, plain, noted) = migrated().await;
+    let migrator = f
+        .service
+        .schemas()
+        .migrator(&order(), v("2.0.0"))
+        .await
+        .unwrap();
+    assert_eq!(migrator.target(), v("2.0.0"));
+    for id in [plain, noted] {
+        let stored = f.service.get(&order(), id).await.unwrap();
+        let migrated = migrator
+            .migrate(stored.payload, stored.schema_version)
+            .unwrap();
+        let read = f
+            .service
+            .get_as_schema_version(&order(), id, v("2.0.0"))
+            .await
+            .unwrap();
+        assert_eq!(migrated, read.payload);
+    }
+    let err = migrator
+        .migrate(json!({"customer": "X", "status": "weird"}), v("1.0.0"))
+        .unwrap_err();
+    let Error::NotConvertible { violations, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(violations[0].pointer, "/status", "{err}");
+    let unknown = f.service.schemas().migrator(&order(), v("4.0.0")).await;
+    assert!(matches!(unknown, Err(Error::NotFound { .. })));
+}
