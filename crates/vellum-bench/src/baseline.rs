@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use rand::rngs::StdRng;
 use serde_json::Value;
-use tokio_postgres::{Config, NoTls, Row};
+use tokio_postgres::{Config, NoTls, Row, binary_copy::BinaryCopyInWriter, types::Type};
 use uuid::Uuid;
 use vellum::{ServiceName, Version};
 
@@ -19,7 +19,7 @@ use crate::{
     Error, Result,
     document::{Documents, SCHEMA_ID, SCHEMA_VERSION},
     driver::Client,
-    fixture::{Read, ReadSet},
+    fixture::{QUERY_PAGE, Read, ReadSet, check_page, pick},
 };
 
 /// Who the baseline records as the actor of its units of work.
@@ -45,6 +45,8 @@ struct Statements {
     by_version: String,
     as_of: String,
     many: String,
+    query: String,
+    copy: String,
     load_history: String,
 }
 
@@ -95,6 +97,18 @@ impl Raw {
                 many: format!(
                     "SELECT {COLUMNS} FROM {table} e
                      WHERE e.entity_id = ANY($1) AND e.is_active AND e.deleted_at IS NULL"
+                ),
+                // What a hand-written service would send for the `query` workload: the path as
+                // a literal, on the index vellum built for `x-vellum-index`.
+                query: format!(
+                    "SELECT {COLUMNS} FROM {table} e
+                     WHERE e.is_active AND e.deleted_at IS NULL
+                       AND (e.payload #> '{{totals,gross}}') >= $1
+                     ORDER BY (e.payload #> '{{totals,gross}}'), e.entity_id LIMIT {QUERY_PAGE}"
+                ),
+                copy: format!(
+                    "COPY {table} (entity_id, revision, entity_version, schema_id, schema_version,
+                                   payload, created_at, updated_at, uow_id) FROM STDIN BINARY"
                 ),
                 // One statement writes a whole history: `depth` units of work 1 ms apart, and
                 // one version per unit of work, each superseded by the next.
@@ -150,6 +164,58 @@ impl Raw {
             start + millis(1),
             start + millis(depth),
         ))
+    }
+
+    /// Writes `documents` as new entities in one transaction: the unit-of-work row, then every
+    /// version row with binary `COPY`.
+    async fn import(&self, documents: &[Value]) -> Result<()> {
+        let client = self.client().await?;
+        let insert_uow = client.prepare_cached(&self.sql.insert_uow).await?;
+        let uow_id = Uuid::now_v7();
+        client.batch_execute("BEGIN").await?;
+        client.execute(&insert_uow, &[&uow_id, &ACTOR]).await?;
+        let now = Utc::now();
+        let sink = client.copy_in(&self.sql.copy).await?;
+        let mut writer = std::pin::pin!(BinaryCopyInWriter::new(
+            sink,
+            &[
+                Type::UUID,
+                Type::INT8,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::JSONB,
+                Type::TIMESTAMPTZ,
+                Type::TIMESTAMPTZ,
+                Type::UUID,
+            ],
+        ));
+        let initial = Version::INITIAL.to_string();
+        for document in documents {
+            writer
+                .as_mut()
+                .write(&[
+                    &Uuid::now_v7(),
+                    &1i64,
+                    &initial,
+                    &SCHEMA_ID,
+                    &SCHEMA_VERSION,
+                    document,
+                    &now,
+                    &now,
+                    &uow_id,
+                ])
+                .await?;
+        }
+        let written = writer.finish().await?;
+        client.batch_execute("COMMIT").await?;
+        if written != documents.len() as u64 {
+            return Err(Error::Check(format!(
+                "COPY wrote {written} rows, not {}",
+                documents.len()
+            )));
+        }
+        Ok(())
     }
 
     /// Writes one version and its unit of work in one pipelined transaction: `BEGIN`, the
@@ -239,6 +305,39 @@ impl Raw {
             .map(RawEntity::from_row)
             .collect::<Result<Vec<_>>>()?;
         read.check(found.len())
+    }
+}
+
+/// The baseline of `bulk_import`: batches of documents with binary `COPY`.
+pub(crate) struct RawImport {
+    pub(crate) raw: Raw,
+    pub(crate) batch: Arc<Vec<Value>>,
+}
+
+impl Client for RawImport {
+    async fn op(&mut self) -> Result<()> {
+        self.raw.import(&self.batch).await
+    }
+}
+
+/// The baseline of `query`: one page of the range on `/totals/gross` from a threshold.
+pub(crate) struct RawQuery {
+    pub(crate) raw: Raw,
+    pub(crate) thresholds: Arc<Vec<f64>>,
+    pub(crate) rng: StdRng,
+}
+
+impl Client for RawQuery {
+    async fn op(&mut self) -> Result<()> {
+        let threshold = Value::from(pick(&self.thresholds, &mut self.rng));
+        let client = self.raw.client().await?;
+        let stmt = client.prepare_cached(&self.raw.sql.query).await?;
+        let rows = client.query(&stmt, &[&threshold]).await?;
+        let found = rows
+            .iter()
+            .map(RawEntity::from_row)
+            .collect::<Result<Vec<_>>>()?;
+        check_page(found.len())
     }
 }
 

@@ -59,7 +59,7 @@ pub(crate) fn schema() -> Value {
                 "properties": {
                     "net": {"$ref": "#/$defs/money"},
                     "tax": {"$ref": "#/$defs/money"},
-                    "gross": {"$ref": "#/$defs/money"}
+                    "gross": {"$ref": "#/$defs/money", "x-vellum-index": true}
                 }
             },
             "tags": {"type": "array", "uniqueItems": true, "items": {"type": "string", "maxLength": 32}},
@@ -184,6 +184,16 @@ impl Documents {
     }
 
     /// The `n`th document (cycling).
+    /// The `/totals/gross` of the documents, ascending, without repeats.
+    pub(crate) fn grosses(&self) -> Vec<f64> {
+        let mut grosses: Vec<f64> = (0..POOL)
+            .filter_map(|n| self.value(n)["totals"]["gross"].as_f64())
+            .collect();
+        grosses.sort_by(f64::total_cmp);
+        grosses.dedup();
+        grosses
+    }
+
     pub(crate) fn value(&self, n: usize) -> &Value {
         &self.values[n % self.values.len()]
     }

@@ -29,6 +29,32 @@ const UPDATE_ENTITIES_PER_CLIENT: usize = 8;
 /// The actor of the units of work that load data.
 const LOADER: &str = "bench-loader";
 
+/// The page size of the `query` workload.
+pub(crate) const QUERY_PAGE: usize = 50;
+
+/// The thresholds `query` draws from: the lower half of the documents' `/totals/gross`, so that
+/// a full page matches whatever the draw (every document is in the read set at least
+/// `read_set / 64` times).
+pub(crate) fn query_thresholds(documents: &Documents) -> Vec<f64> {
+    let grosses = documents.grosses();
+    grosses[..grosses.len() / 2].to_vec()
+}
+
+/// One threshold, drawn the same way on both sides.
+pub(crate) fn pick(thresholds: &[f64], rng: &mut StdRng) -> f64 {
+    thresholds[rng.random_range(0..thresholds.len())]
+}
+
+/// Fails unless a query returned a full page.
+pub(crate) fn check_page(found: usize) -> Result<()> {
+    if found != QUERY_PAGE {
+        return Err(Error::Check(format!(
+            "a query page held {found} entities, not {QUERY_PAGE}"
+        )));
+    }
+    Ok(())
+}
+
 /// Which read a read workload does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Read {
@@ -137,6 +163,7 @@ impl Fixture {
             Workload::GetVersion,
             Workload::GetAsOf,
             Workload::GetMany,
+            Workload::Query,
             Workload::HttpGet,
         ]) {
             eprintln!(

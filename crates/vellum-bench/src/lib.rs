@@ -37,7 +37,7 @@ mod workloads;
 use std::time::Instant;
 
 pub use error::{Error, Result};
-pub use options::{NOT_BUILT, Options, Workload};
+pub use options::{IMPORT_BATCH, Options, Workload};
 pub use report::{Report, Status, Target, ValidationCost, WorkloadResult};
 
 /// Runs the selected workloads at each client count and reports vellum against the baseline.
@@ -85,9 +85,6 @@ async fn suite(database: &database::BenchDatabase, options: &Options) -> Result<
         None => None,
     };
     fixture.close().await;
-    for (name, why) in NOT_BUILT {
-        eprintln!("{name}: not built yet, it {why}");
-    }
     eprintln!("done in {:.0} s", started.elapsed().as_secs_f64());
     Ok(Report {
         workloads: results,

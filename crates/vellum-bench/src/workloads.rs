@@ -3,15 +3,19 @@
 use std::sync::Arc;
 
 use rand::{SeedableRng, rngs::StdRng};
+use serde_json::Value;
 use uuid::Uuid;
-use vellum::{SchemaId, Service, Version, WriteOptions};
+use vellum::{
+    SchemaId, Service, UowOptions, Version, WriteOptions,
+    query::{Filter, OrderBy, OrderKey, Query},
+};
 
 use crate::{
-    Error, Options, Result, Workload,
-    baseline::{RawCreate, RawRead, RawUpdate},
+    Error, IMPORT_BATCH, Options, Result, Workload,
+    baseline::{RawCreate, RawImport, RawQuery, RawRead, RawUpdate},
     document::{Documents, SEED},
     driver::{Client, Comparison, compare},
-    fixture::{Fixture, Read, ReadSet},
+    fixture::{Fixture, QUERY_PAGE, Read, ReadSet, check_page, pick, query_thresholds},
     http::{HttpCreate, HttpGet},
 };
 
@@ -83,6 +87,38 @@ pub(crate) async fn run(
             });
             let library = (0..clients).map(|i| reads(Read::Latest, &set, i));
             compare(http.collect(), library.collect(), options).await
+        }
+        Workload::Query => {
+            let thresholds = Arc::new(query_thresholds(&fixture.documents));
+            let vellum = (0..clients).map(|i| VellumQuery {
+                service: fixture.service.clone(),
+                schema_id: fixture.schema_id.clone(),
+                thresholds: thresholds.clone(),
+                rng: rng(i),
+            });
+            let baseline = (0..clients).map(|i| RawQuery {
+                raw: fixture.raw.clone(),
+                thresholds: thresholds.clone(),
+                rng: rng(i),
+            });
+            compare(vellum.collect(), baseline.collect(), options).await
+        }
+        Workload::BulkImport => {
+            let batch: Arc<Vec<Value>> = Arc::new(
+                (0..IMPORT_BATCH)
+                    .map(|n| fixture.documents.value(n).clone())
+                    .collect(),
+            );
+            let vellum = (0..clients).map(|_| VellumImport {
+                service: fixture.service.clone(),
+                schema_id: fixture.schema_id.clone(),
+                batch: batch.clone(),
+            });
+            let baseline = (0..clients).map(|_| RawImport {
+                raw: fixture.raw.clone(),
+                batch: batch.clone(),
+            });
+            compare(vellum.collect(), baseline.collect(), options).await
         }
         Workload::HttpCreate => {
             let target = http_target(fixture)?;
@@ -175,6 +211,55 @@ impl Client for VellumUpdate {
         uow.commit().await?;
         self.entities[at].1 = staged.entity_version;
         Ok(())
+    }
+}
+
+/// `bulk_import` through vellum: one import of the batch, validated, as one unit of work.
+struct VellumImport {
+    service: Service,
+    schema_id: SchemaId,
+    batch: Arc<Vec<Value>>,
+}
+
+impl Client for VellumImport {
+    async fn op(&mut self) -> Result<()> {
+        let documents = self.batch.iter().cloned().map(Ok);
+        let imported = self
+            .service
+            .import(&self.schema_id, UowOptions::new(ACTOR), documents, |_| {})
+            .await?;
+        if imported.count != self.batch.len() as u64 {
+            return Err(Error::Check(format!(
+                "an import stored {} documents, not {}",
+                imported.count,
+                self.batch.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `query` through vellum: the same range and page as the baseline, in the query language.
+struct VellumQuery {
+    service: Service,
+    schema_id: SchemaId,
+    thresholds: Arc<Vec<f64>>,
+    rng: StdRng,
+}
+
+impl Client for VellumQuery {
+    async fn op(&mut self) -> Result<()> {
+        let threshold = pick(&self.thresholds, &mut self.rng);
+        let query = Query {
+            filter: Some(Filter::gte("/totals/gross", threshold).map_err(vellum::Error::from)?),
+            order: vec![OrderKey::asc(
+                OrderBy::path("/totals/gross").map_err(vellum::Error::from)?,
+            )],
+            limit: Some(QUERY_PAGE as u32),
+            ..Query::default()
+        };
+        let page = self.service.query(&self.schema_id, &query).await?;
+        check_page(page.items.len())
     }
 }
 

@@ -230,6 +230,14 @@ pub(crate) enum SchemaCommand {
         #[arg(long)]
         migration: Option<PathBuf>,
     },
+    /// Compare the schema files of a project (DIR/<schema_id>/<version>.json) with the
+    /// registry: the versions to register, with their change class, and drift (a registered
+    /// version whose file differs, a file for a deleted version). Changes nothing; exits 4 when
+    /// the plan could not be applied.
+    Plan(SchemaFilesArgs),
+    /// Register what `vellum schema plan` shows, all or nothing, in one transaction. Refused
+    /// (exit 4, nothing registered) when the plan has drift or a version would be refused.
+    Apply(SchemaFilesArgs),
     /// Show the compatibility mode of a schema id, or set it when MODE is given.
     ///
     /// Modes: BACKWARD (default), FORWARD, FULL, BACKWARD_TRANSITIVE, FORWARD_TRANSITIVE,
@@ -350,6 +358,20 @@ pub(crate) enum EntityCommand {
         #[command(flatten)]
         entity: EntityRef,
     },
+    /// Import documents as new entities, all or nothing, in one unit of work: one JSON document
+    /// per line (NDJSON), each validated against the active schema version; the first invalid
+    /// one stops the import and nothing is stored. Shows progress on a terminal.
+    Import {
+        /// The service.
+        service: ServiceName,
+        /// The entity type.
+        schema_id: SchemaId,
+        /// The documents, one per line; - reads standard input.
+        #[arg(long, short)]
+        file: PathBuf,
+        #[command(flatten)]
+        actor: Actor,
+    },
     /// Query the entities of a type; prints one page `{"items": [...], "next_cursor": ...}`,
     /// or with --all every matching entity, one JSON document per line.
     ///
@@ -361,6 +383,20 @@ pub(crate) enum EntityCommand {
         vellum entity query orders sales_order --order '[{\"path\": \"/total\", \"direction\": \"desc\"}]' --limit 10\n  \
         vellum entity query orders sales_order --as-of 2026-11-22T10:00:00Z --all")]
     Query(QueryArgs),
+}
+
+/// The arguments of `vellum schema plan` and `vellum schema apply`.
+#[derive(Debug, Args)]
+pub(crate) struct SchemaFilesArgs {
+    /// The service.
+    pub(crate) service: ServiceName,
+    /// The directory of schema files: one directory per schema id holding <version>.json files.
+    #[arg(long, default_value = "schemas")]
+    pub(crate) dir: PathBuf,
+    /// Register new versions without activating any (by default the greatest new version of a
+    /// schema id becomes active when it is greater than every registered one).
+    #[arg(long)]
+    pub(crate) no_activate: bool,
 }
 
 /// The arguments of `vellum entity query`.

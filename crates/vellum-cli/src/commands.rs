@@ -9,8 +9,8 @@ use anyhow::Context;
 use serde::Serialize;
 use serde_json::{Value, json};
 use vellum::{
-    ClusterStatus, EmbeddedCluster, Migration, Service, ServiceName, Store, StoreOptions,
-    WriteOptions, query::Query,
+    ClusterStatus, EmbeddedCluster, Migration, SchemaId, Service, ServiceName, Store, StoreOptions,
+    Version, WriteOptions, query::Query,
 };
 
 use crate::args::{
@@ -48,6 +48,29 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             .await?;
             let output = match command {
                 Command::Service(command) => service(&store, command).await?,
+                Command::Schema(SchemaCommand::Check {
+                    service,
+                    schema_id,
+                    version,
+                    file,
+                    migration,
+                }) => {
+                    let definition = read_json(&file)?;
+                    let migration = migration.as_deref().map(read_migration).transpose()?;
+                    let service = open_service(&store, &service).await?;
+                    return check(&service, &schema_id, version, &definition, migration).await;
+                }
+                Command::Schema(SchemaCommand::Plan(args)) => {
+                    let files = vellum::read_schema_files(&args.dir)?;
+                    let service = open_service(&store, &args.service).await?;
+                    let plan = service.schemas().plan(&files, !args.no_activate).await?;
+                    println!("{}", serde_json::to_string_pretty(&plan)?);
+                    return if plan.is_blocked() {
+                        Err(crate::CheckRefused::Plan.into())
+                    } else {
+                        Ok(())
+                    };
+                }
                 Command::Schema(command) => schema(&store, command).await?,
                 Command::Entity(EntityCommand::Query(args)) => match query(&store, args).await? {
                     Some(page) => page,
@@ -183,27 +206,14 @@ async fn schema(store: &Store, command: SchemaCommand) -> anyhow::Result<Value> 
                     .await?,
             )?
         }
-        SchemaCommand::Check {
-            service,
-            schema_id,
-            version,
-            file,
-            migration,
-        } => {
-            let definition = read_json(&file)?;
-            let migration = migration.as_deref().map(read_migration).transpose()?;
-            let service = open_service(store, &service).await?;
-            to_json(
-                service
-                    .schemas()
-                    .check_with_migration(
-                        &schema_id,
-                        version,
-                        &definition,
-                        migration.map(Into::into),
-                    )
-                    .await?,
-            )?
+        SchemaCommand::Check { .. } | SchemaCommand::Plan(_) => {
+            unreachable!("handled by check() and plan()")
+        }
+        SchemaCommand::Apply(args) => {
+            let files = vellum::read_schema_files(&args.dir)?;
+            let service = open_service(store, &args.service).await?;
+            let registered = service.schemas().apply(&files, !args.no_activate).await?;
+            json!({"registered": registered})
         }
         SchemaCommand::Compatibility {
             service,
@@ -322,7 +332,36 @@ async fn entity(store: &Store, command: EntityCommand) -> anyhow::Result<Value> 
             to_json(service.history(&entity.schema_id, entity.id).await?)?
         }
         EntityCommand::Query(_) => unreachable!("handled by query()"),
+        EntityCommand::Import {
+            service,
+            schema_id,
+            file,
+            actor,
+        } => {
+            let service = open_service(store, &service).await?;
+            to_json(crate::import::import(&service, &schema_id, &file, actor.actor).await?)?
+        }
     })
+}
+
+/// `vellum schema check`: prints the report whatever it says, and fails (exit code 4 or 5) when
+/// the candidate would be refused or would refuse current documents, so it can gate a CI job.
+async fn check(
+    service: &Service,
+    schema_id: &SchemaId,
+    version: Version,
+    definition: &Value,
+    migration: Option<Migration>,
+) -> anyhow::Result<()> {
+    let report = service
+        .schemas()
+        .check_with_migration(schema_id, version, definition, migration.map(Into::into))
+        .await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    match crate::CheckRefused::from_report(&report) {
+        Some(refused) => Err(refused.into()),
+        None => Ok(()),
+    }
 }
 
 /// `vellum entity query`: one page as JSON, or with `--all` every entity as a JSON line

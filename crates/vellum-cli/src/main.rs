@@ -3,6 +3,7 @@
 mod args;
 mod bench;
 mod commands;
+mod import;
 mod serve;
 
 use std::process::ExitCode;
@@ -48,13 +49,22 @@ fn init_logging(cli: &args::Cli) {
 /// Prints an error to stderr: the message with its causes, every violation of an invalid
 /// document on its own line, and every change of an incompatible schema version.
 fn report(err: &anyhow::Error) {
-    match err.downcast_ref::<Error>() {
+    let (prefix, found) = match err.downcast_ref::<Error>() {
+        Some(Error::ImportRefused { document, reason }) => (
+            format!("document {document} of the import: "),
+            Some(reason.as_ref()),
+        ),
+        other => (String::new(), other),
+    };
+    match found {
         Some(Error::Validation {
             schema_id,
             schema_version,
             violations,
         }) => {
-            eprintln!("error: document does not match schema {schema_id} {schema_version}:");
+            eprintln!(
+                "error: {prefix}document does not match schema {schema_id} {schema_version}:"
+            );
             for violation in violations {
                 let pointer = if violation.pointer.is_empty() {
                     "/"
@@ -88,7 +98,9 @@ fn report(err: &anyhow::Error) {
             samples,
             ..
         }) => {
-            eprintln!("error: schema {schema_id} version {version}: migration refused: {reason}");
+            eprintln!(
+                "error: {prefix}schema {schema_id} version {version}: migration refused: {reason}"
+            );
             for sample in samples {
                 for violation in &sample.violations {
                     let pointer = if violation.pointer.is_empty() {
@@ -106,11 +118,65 @@ fn report(err: &anyhow::Error) {
                 }
             }
         }
+        Some(reason) if !prefix.is_empty() => eprintln!("error: {prefix}{reason}"),
         _ => eprintln!("error: {err:#}"),
     }
 }
 
+/// `vellum schema check` or `vellum schema plan` found that the candidate would not go through.
+#[derive(Debug)]
+pub(crate) enum CheckRefused {
+    /// Registration would refuse it (exit code 4, like a refused registration).
+    Registration(Vec<String>),
+    /// It would refuse current documents (exit code 5, like an invalid document).
+    Documents(u64),
+    /// The plan has drift or a version registration would refuse (exit code 4).
+    Plan,
+}
+
+impl CheckRefused {
+    pub(crate) fn from_report(report: &vellum::CheckReport) -> Option<Self> {
+        if !report.registration_problems.is_empty() {
+            Some(Self::Registration(report.registration_problems.clone()))
+        } else if report.documents_failing > 0 {
+            Some(Self::Documents(report.documents_failing))
+        } else {
+            None
+        }
+    }
+
+    fn exit_code(&self) -> u8 {
+        match self {
+            Self::Registration(_) | Self::Plan => 4,
+            Self::Documents(_) => 5,
+        }
+    }
+}
+
+impl std::fmt::Display for CheckRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Registration(problems) => {
+                write!(f, "registration would refuse it: {}", problems.join("; "))
+            }
+            Self::Documents(failing) => write!(
+                f,
+                "{failing} current document(s) do not match it (see the samples in the report)"
+            ),
+            Self::Plan => write!(
+                f,
+                "the plan cannot be applied: see its drift and the problems of its new versions"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CheckRefused {}
+
 fn exit_code(err: &anyhow::Error) -> ExitCode {
+    if let Some(refused) = err.downcast_ref::<CheckRefused>() {
+        return ExitCode::from(refused.exit_code());
+    }
     let code = match err.downcast_ref::<Error>() {
         Some(Error::NotFound { .. }) => 3,
         Some(
@@ -129,7 +195,8 @@ fn exit_code(err: &anyhow::Error) -> ExitCode {
             | Error::InvalidSchema(_)
             | Error::InvalidReference { .. }
             | Error::InvalidQuery { .. }
-            | Error::InvalidMigration { .. },
+            | Error::InvalidMigration { .. }
+            | Error::ImportRefused { .. },
         ) => 5,
         _ if err.downcast_ref::<serde_json::Error>().is_some() => 5,
         _ => 1,

@@ -340,7 +340,11 @@ async fn schema_evolution_rules_compatibility_modes_and_checks() {
         "--file",
         "-",
     ];
-    let report = ok(&db, &check, stricter);
+    // The report is printed whatever it says; the exit code says it would be refused.
+    let out = vellum(&db, &check, stricter);
+    assert_eq!(out.status.code(), Some(4));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("the report on stdout");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("registration would refuse it"));
     assert_eq!(
         (
             &report["compatible"],
@@ -391,8 +395,46 @@ async fn schema_evolution_rules_compatibility_modes_and_checks() {
         "--migration",
         "-",
     ];
+    // A document without a total exists: as a major version the stricter schema is
+    // registrable with a migration, but the check says a current document would not match it
+    // once migrated by one that leaves documents as they are (exit code 5).
+    let create = ["entity", "create", "orders", "sales_order", "--file", "-"];
+    ok(&db, &create, r#"{"customer": "ACME"}"#);
+    let check_major = [
+        "schema",
+        "check",
+        "orders",
+        "sales_order",
+        "2.0.0",
+        "--file",
+        definition.path(),
+        "--migration",
+        "-",
+    ];
     let identity = r#"{"from": "1.0.0", "operations": []}"#;
-    let registered = ok(&db, &register_major, identity);
+    let out = vellum(&db, &check_major, identity);
+    assert_eq!(out.status.code(), Some(5));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("the report on stdout");
+    assert_eq!(report["documents_failing"], 1);
+    // A compatible candidate passes: exit code 0.
+    let described = r#"{"type": "object", "required": ["customer"], "description": "An order",
+        "properties": {"customer": {"type": "string"}, "total": {"type": "number", "minimum": 0}}}"#;
+    let check_patch = [
+        "schema",
+        "check",
+        "orders",
+        "sales_order",
+        "1.0.1",
+        "--file",
+        "-",
+    ];
+    let report = ok(&db, &check_patch, described);
+    assert_eq!(report["class"], "patch");
+
+    // Registered with a migration that gives the document a total.
+    let with_total =
+        r#"{"from": "1.0.0", "operations": [{"op": "add", "path": "/total", "value": 0}]}"#;
+    let registered = ok(&db, &register_major, with_total);
     assert_eq!(registered["assessment"]["class"], "major");
 }
 
@@ -606,4 +648,97 @@ async fn entity_query_prints_a_page_or_every_entity_as_json_lines() {
         5,
     );
     assert!(stderr.contains("/total"), "{stderr}");
+}
+
+#[tokio::test]
+async fn schema_plan_and_apply_register_the_project_files() {
+    let test_db = TestDb::new().await;
+    let db = Database::Url(test_db.url());
+    ok(&db, &["service", "create", "orders"], "");
+    let dir = std::env::temp_dir().join(format!("vellum-cli-schemas-{}", uuid::Uuid::new_v4()));
+    let write = |version: &str, schema: &str| {
+        std::fs::create_dir_all(dir.join("sales_order")).unwrap();
+        std::fs::write(
+            dir.join("sales_order").join(format!("{version}.json")),
+            schema,
+        )
+        .unwrap();
+    };
+    write("1.0.0", ORDER_SCHEMA);
+    let dir_arg = dir.to_str().unwrap();
+
+    let plan = ok(&db, &["schema", "plan", "orders", "--dir", dir_arg], "");
+    assert_eq!(plan["new"][0]["version"], "1.0.0");
+    assert_eq!(plan["new"][0]["activate"], true);
+    let applied = ok(&db, &["schema", "apply", "orders", "--dir", dir_arg], "");
+    assert_eq!(applied["registered"][0]["schema_version"], "1.0.0");
+    let plan = ok(&db, &["schema", "plan", "orders", "--dir", dir_arg], "");
+    assert_eq!((&plan["unchanged"], &plan["new"]), (&json!(1), &json!([])));
+
+    // The registered file edited: drift, exit code 4, the plan still printed.
+    write("1.0.0", r#"{"type": "object"}"#);
+    let out = vellum(&db, &["schema", "plan", "orders", "--dir", dir_arg], "");
+    assert_eq!(out.status.code(), Some(4));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["drift"][0]["kind"], "definition_differs");
+    let stderr = fails(&db, &["schema", "apply", "orders", "--dir", dir_arg], "", 4);
+    assert!(stderr.contains("nothing was registered"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn entity_import_streams_ndjson_all_or_nothing() {
+    let (_test_db, db) = orders_with_schema().await;
+    let import = ["entity", "import", "orders", "sales_order", "--file", "-"];
+    let lines: String = (0..300)
+        .map(|i| format!("{}\n", json!({"customer": format!("C{i}"), "total": i})))
+        .collect();
+    let imported = ok(&db, &import, &format!("{lines}\n"));
+    assert_eq!(imported["count"], 300);
+    let page = ok(
+        &db,
+        &[
+            "entity",
+            "query",
+            "orders",
+            "sales_order",
+            "--limit",
+            "1000",
+        ],
+        "",
+    );
+    assert_eq!(page["items"].as_array().unwrap().len(), 300);
+
+    // Line 3 is invalid: exit 5, every violation named, nothing stored.
+    let bad = format!(
+        "{}\n{}\n{}\n",
+        json!({"customer": "A"}),
+        json!({"customer": "B"}),
+        json!({"total": -1})
+    );
+    let stderr = fails(&db, &import, &bad, 5);
+    assert!(
+        stderr.contains("document 3 of the import: document does not match schema"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("/total"), "{stderr}");
+    let stderr = fails(&db, &import, "{\"customer\": \"A\"}\nnot json\n", 5);
+    assert!(stderr.contains("line 2: not JSON"), "{stderr}");
+    let page = ok(
+        &db,
+        &[
+            "entity",
+            "query",
+            "orders",
+            "sales_order",
+            "--limit",
+            "1000",
+        ],
+        "",
+    );
+    assert_eq!(
+        page["items"].as_array().unwrap().len(),
+        300,
+        "nothing added"
+    );
 }

@@ -137,8 +137,8 @@ pub enum Error {
         schema_id: String,
         /// The JSON pointer of the unique property.
         pointer: String,
-        /// The entity whose write was refused.
-        entity_id: Uuid,
+        /// The entity whose write was refused (not known for a bulk import).
+        entity_id: Option<Uuid>,
     },
 
     /// A property annotated `"x-vellum-ref"` names an entity that does not exist or is deleted.
@@ -167,6 +167,36 @@ pub enum Error {
         pointer: String,
         /// What is wrong, for a human.
         message: String,
+    },
+
+    /// A stored document does not decode into the Rust type it was read as (see
+    /// [`typed::Entities`](crate::typed::Entities)): it was written under a schema the type does
+    /// not follow.
+    #[error(
+        "{schema_id}/{entity_id} version {entity_version} does not decode into the requested type: {message}"
+    )]
+    Decode {
+        /// The entity type.
+        schema_id: String,
+        /// The entity.
+        entity_id: Uuid,
+        /// The entity version read.
+        entity_version: Version,
+        /// What serde said.
+        message: String,
+    },
+
+    /// A value could not be serialized to JSON (a map with non-string keys, say).
+    #[error("the value does not serialize to a JSON document: {0}")]
+    Encode(String),
+
+    /// A bulk import stopped at a document: nothing was imported.
+    #[error("document {document} of the import: {reason}")]
+    ImportRefused {
+        /// Its position in the import, from 1.
+        document: u64,
+        /// Why: a validation error, or the error reading it.
+        reason: Box<Error>,
     },
 
     /// A rule refused the operation in the current state (schema version ordering, deleting the

@@ -298,3 +298,21 @@ impl Drop for Locked {
         }
     }
 }
+
+/// The pointer of the unique path index named `index` in `schema` (the version a refused write
+/// was validated against), for naming it in [`Error::UniqueViolation`].
+pub(crate) fn unique_pointer(
+    schema_id: &SchemaId,
+    schema: Option<&CompiledSchema>,
+    index: &str,
+) -> String {
+    schema
+        .and_then(|schema| {
+            schema
+                .annotations()
+                .indexes
+                .iter()
+                .find(|i| sql::path_index_name(schema_id, i) == index)
+        })
+        .map_or_else(|| format!(" (index {index})"), |i| i.pointer.clone())
+}

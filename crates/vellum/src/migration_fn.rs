@@ -81,7 +81,7 @@ impl MigrationFn {
     }
 
     /// The version documents come from.
-    pub fn from(&self) -> Version {
+    pub fn from_version(&self) -> Version {
         self.from
     }
 
@@ -126,7 +126,7 @@ pub enum SchemaMigration {
 
 impl SchemaMigration {
     /// The version documents come from.
-    pub fn from(&self) -> Version {
+    pub fn from_version(&self) -> Version {
         match self {
             SchemaMigration::Operations(migration) => migration.from,
             SchemaMigration::Function(function) => function.from,

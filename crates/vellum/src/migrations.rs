@@ -51,7 +51,7 @@ impl SchemaRegistry<'_> {
     /// (SPEC §4.3); otherwise exactly like [`register`](Self::register).
     ///
     /// A version that starts a new major line above an existing one must come with a migration
-    /// from a registered version of the previous major line (`migration.from()`); other
+    /// from a registered version of the previous major line (`migration.from_version()`); other
     /// versions are compatible with their major line by classification and take none.
     /// Before anything is registered, the migration is applied to up to
     /// [`MIGRATION_CHECKED_DOCUMENTS`] current documents stored under the previous major line,
@@ -188,7 +188,7 @@ impl SchemaRegistry<'_> {
                 version.major
             ))),
             (true, Some(previous), Some(migration)) => {
-                let from = migration.from();
+                let from = migration.from_version();
                 if from.major != previous || !registered.contains(&from) {
                     let mut candidates: Vec<String> = registered
                         .iter()
@@ -300,7 +300,7 @@ impl SchemaRegistry<'_> {
                     &self.service.name.as_str(),
                     &schema_id.as_str(),
                     &version.to_string(),
-                    &migration.from().to_string(),
+                    &migration.from_version().to_string(),
                     &operations,
                     &function,
                     &reversibility,

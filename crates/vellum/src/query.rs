@@ -68,8 +68,7 @@ impl Service {
                 definition: schema.definition(),
                 cursor_key: self.store.cursor_key(),
             },
-        )
-        .map_err(invalid_query)?;
+        )?;
         let values = bind_params(&compiled.params);
         let params: Vec<&(dyn ToSql + Sync)> = values
             .iter()
@@ -105,10 +104,12 @@ impl Service {
     }
 }
 
-fn invalid_query(err: QueryError) -> Error {
-    Error::InvalidQuery {
-        pointer: err.pointer,
-        message: err.message,
+impl From<QueryError> for Error {
+    fn from(err: QueryError) -> Self {
+        Error::InvalidQuery {
+            pointer: err.pointer,
+            message: err.message,
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
+use deadpool_postgres::{GenericClient, Transaction};
 use serde::Serialize;
 use serde_json::Value;
 use tokio_postgres::{Row, types::ToSql};
@@ -117,16 +117,6 @@ impl<'a> SchemaRegistry<'a> {
         migration: Option<SchemaMigration>,
         activate: bool,
     ) -> Result<SchemaVersion> {
-        if let Some(SchemaMigration::Operations(operations)) = &migration {
-            operations.check().map_err(|err| Error::InvalidMigration {
-                schema_id: schema_id.to_string(),
-                version,
-                reason: err.to_string(),
-                documents_checked: 0,
-                documents_failing: 0,
-                samples: Vec::new(),
-            })?;
-        }
         let compiled = Arc::new(CompiledSchema::compile(
             &definition,
             self.service.store.schema_limits(),
@@ -164,8 +154,63 @@ impl<'a> SchemaRegistry<'a> {
     ) -> Result<SchemaVersion> {
         let mut client = self.service.client().await?;
         let tx = client.transaction().await?;
+        let registered = self
+            .register_in(
+                &tx, schema_id, version, definition, migration, activate, compiled, false,
+            )
+            .await?;
+        tx.commit().await?;
+        if let Some(SchemaMigration::Function(function)) = migration {
+            self.service.store.install_migration_fn(
+                (self.service.name.clone(), schema_id.clone(), version),
+                function.clone(),
+            );
+        }
+        self.cache(schema_id, version, compiled);
+        Ok(registered)
+    }
+
+    pub(crate) fn cache(
+        &self,
+        schema_id: &SchemaId,
+        version: Version,
+        compiled: &Arc<CompiledSchema>,
+    ) {
+        self.service.store.cache_validator(
+            (self.service.name.clone(), schema_id.clone(), version),
+            compiled.clone(),
+        );
+    }
+
+    /// Registers one version in `tx`, which the caller commits, with the migration of a new
+    /// major version (a Rust one is for the caller to install once committed). With
+    /// `indexes_in_tx`, a version that becomes active gets its path indexes created in `tx`
+    /// (for a table created earlier in the same transaction, which no other session can see or
+    /// write).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn register_in(
+        &self,
+        tx: &Transaction<'_>,
+        schema_id: &SchemaId,
+        version: Version,
+        definition: Value,
+        migration: Option<&SchemaMigration>,
+        activate: bool,
+        compiled: &Arc<CompiledSchema>,
+        indexes_in_tx: bool,
+    ) -> Result<SchemaVersion> {
+        if let Some(SchemaMigration::Operations(operations)) = migration {
+            operations.check().map_err(|err| Error::InvalidMigration {
+                schema_id: schema_id.to_string(),
+                version,
+                reason: err.to_string(),
+                documents_checked: 0,
+                documents_failing: 0,
+                samples: Vec::new(),
+            })?;
+        }
         let table = self.table();
-        self.lock_schema_id(&tx, schema_id).await?;
+        self.lock_schema_id(tx, schema_id).await?;
         let existing: Vec<(Version, bool)> = tx
             .query(
                 &format!("SELECT schema_version, is_active FROM {table} WHERE schema_id = $1"),
@@ -177,7 +222,7 @@ impl<'a> SchemaRegistry<'a> {
             .collect::<Result<_>>()?;
         let registered: Vec<Version> = existing.iter().map(|(v, _)| *v).collect();
         check_new_version(schema_id, &registered, version)?;
-        let assessment = self.assess_in(&tx, schema_id, version, &definition).await?;
+        let assessment = self.assess_in(tx, schema_id, version, &definition).await?;
         if let Some(incompatibility) = assessment.incompatibility.clone() {
             return Err(Error::incompatible(schema_id, version, incompatibility));
         }
@@ -188,7 +233,7 @@ impl<'a> SchemaRegistry<'a> {
                 "schema version classified"
             );
         }
-        self.check_references(&tx, schema_id, compiled).await?;
+        self.check_references(tx, schema_id, compiled).await?;
         let first = existing.is_empty();
         let previous_major = if first {
             if migration.is_some() {
@@ -207,7 +252,7 @@ impl<'a> SchemaRegistry<'a> {
         };
         if let (Some(previous), Some(migration)) = (previous_major, migration) {
             self.check_migration_on_documents(
-                &tx, schema_id, version, previous, migration, compiled,
+                tx, schema_id, version, previous, migration, compiled,
             )
             .await?;
         }
@@ -215,10 +260,15 @@ impl<'a> SchemaRegistry<'a> {
             tx.batch_execute(&self.service.idents.entity_table_ddl(schema_id))
                 .await?;
             PathIndexes::new(self.service, schema_id)
-                .create_in(&tx, compiled)
+                .create_in(tx, compiled)
                 .await?;
         }
         let active = first || activate;
+        if active && !first && indexes_in_tx {
+            PathIndexes::new(self.service, schema_id)
+                .create_in(tx, compiled)
+                .await?;
+        }
         if active && !first {
             tx.execute(
                 &format!(
@@ -249,22 +299,11 @@ impl<'a> SchemaRegistry<'a> {
             .await?;
         let recorded = match migration {
             Some(migration) => Some(
-                self.insert_migration(&tx, schema_id, version, migration)
+                self.insert_migration(tx, schema_id, version, migration)
                     .await?,
             ),
             None => None,
         };
-        tx.commit().await?;
-        if let Some(SchemaMigration::Function(function)) = migration {
-            self.service.store.install_migration_fn(
-                (self.service.name.clone(), schema_id.clone(), version),
-                function.clone(),
-            );
-        }
-        self.service.store.cache_validator(
-            (self.service.name.clone(), schema_id.clone(), version),
-            compiled.clone(),
-        );
         Ok(SchemaVersion {
             info: info_from_row(&row)?,
             definition,

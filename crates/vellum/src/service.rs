@@ -279,6 +279,14 @@ impl Service {
 
     /// The compiled active version of an entity type.
     pub(crate) async fn active_schema(&self, schema_id: &SchemaId) -> Result<Arc<CompiledSchema>> {
+        Ok(self.active_version(schema_id).await?.1)
+    }
+
+    /// The active version of an entity type, compiled.
+    pub(crate) async fn active_version(
+        &self,
+        schema_id: &SchemaId,
+    ) -> Result<(Version, Arc<CompiledSchema>)> {
         let client = self.store.client().await?;
         let stmt = client
             .prepare_cached(&format!(
@@ -294,7 +302,7 @@ impl Service {
             })?;
         drop(client);
         let version = crate::entity::parse_stored(row.try_get(0)?)?;
-        self.schemas().compiled(schema_id, version).await
+        Ok((version, self.schemas().compiled(schema_id, version).await?))
     }
 
     fn map_read_error(&self, err: tokio_postgres::Error, schema_id: &SchemaId) -> Error {

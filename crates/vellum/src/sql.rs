@@ -144,7 +144,9 @@ pub(crate) fn path_index_name(schema_id: &SchemaId, index: &PathIndex) -> String
 /// parameter into a constant (queries run with `plan_cache_mode = force_custom_plan`), and the
 /// predicate is the one every live query carries, so the planner can use the index. The planner
 /// ignores the statistics of partial indexes, hence the separate expression statistics
-/// (PostgreSQL 14+), without which it guesses how selective a range on the path is.
+/// (PostgreSQL 14+), without which it guesses how selective a range on the path is; they also
+/// cover the path's `jsonb_typeof`, which range conditions check, so the planner does not take
+/// that check for a selective one and sort a large range instead of reading it in index order.
 pub(crate) const PATH_INDEX_DDL: &str = "WITH path AS (
     SELECT CASE WHEN $6 THEN format('vellum.to_timestamptz(payload #>> %L::text[])', $7::text[])
                 ELSE format('(payload #> %L::text[])', $7::text[]) END AS expression)
@@ -153,8 +155,8 @@ SELECT format(
     CASE WHEN $1 THEN 'UNIQUE' ELSE '' END,
     CASE WHEN $2 THEN 'CONCURRENTLY' ELSE '' END,
     $3::text, $4::text, $5::text, expression),
-    format('CREATE STATISTICS IF NOT EXISTS %I.%I ON (%s) FROM %I.%I',
-           $4::text, $8::text, expression, $4::text, $5::text)
+    format('CREATE STATISTICS IF NOT EXISTS %I.%I ON (%s), (jsonb_typeof(payload #> %L::text[])) FROM %I.%I',
+           $4::text, $8::text, expression, $7::text[], $4::text, $5::text)
 FROM path";
 
 /// Whether the server takes `CREATE STATISTICS` on one expression (PostgreSQL 14 and later).

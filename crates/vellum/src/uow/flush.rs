@@ -12,9 +12,25 @@ use tracing::{debug, instrument};
 use super::{Committed, Op, OpKind, ReferenceCheck, State, UnitOfWork};
 use crate::{
     Entity, Error, Result,
+    indexes::unique_pointer,
     service::{STAMP_LOCK_CLASS, STAMP_SLOTS},
     sql,
 };
+
+/// Takes a unit of work's commit stamp: every stamp-lock slot of the service shared (see
+/// [`STAMP_SLOTS`]), then the `units_of_work` row with `clock_timestamp()` as the commit time,
+/// which it returns. Parameters: `$1` uow id, `$2` actor, `$3` correlation id, `$4` metadata,
+/// `$5` [`STAMP_LOCK_CLASS`], `$6` the service's lock key, `$7` [`STAMP_SLOTS`].
+pub(crate) fn stamp_sql(uow_table: &str) -> String {
+    format!(
+        "WITH stamp_lock AS MATERIALIZED (
+             SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared($5 + slot, $6)
+                                   FROM generate_series(0, $7 - 1) AS slot) AS slots)
+         INSERT INTO {uow_table} (uow_id, actor, correlation_id, committed_at, metadata)
+         SELECT $1, $2, $3, clock_timestamp(), $4 FROM stamp_lock
+         RETURNING committed_at"
+    )
+}
 
 /// The staged write (index in `ops`), and the reference of it (index in its `references`), a
 /// pipeline stage belongs to, to name it when it fails.
@@ -45,16 +61,7 @@ impl UnitOfWork {
             .expect("a unit of work holds its connection until it ends");
         let idents = &self.service.idents;
         let uow_table = idents.fixed("units_of_work");
-        let stamp = client
-            .prepare_cached(&format!(
-                "WITH stamp_lock AS MATERIALIZED (
-                     SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared($5 + slot, $6)
-                                           FROM generate_series(0, $7 - 1) AS slot) AS slots)
-                 INSERT INTO {uow_table} (uow_id, actor, correlation_id, committed_at, metadata)
-                 SELECT $1, $2, $3, clock_timestamp(), $4 FROM stamp_lock
-                 RETURNING committed_at"
-            ))
-            .await?;
+        let stamp = client.prepare_cached(&stamp_sql(&uow_table)).await?;
         let mut statements = Vec::with_capacity(self.ops.len() * 2);
         for op in &self.ops {
             let table = idents.entity_table(&op.schema_id);
@@ -296,21 +303,11 @@ impl UnitOfWork {
     /// Names the property behind a unique path index from the annotations of the schema
     /// version the write was validated against.
     fn unique_violation(&self, op: &Op, index: &str) -> Error {
-        let pointer = self
-            .schemas
-            .get(&(op.schema_id.clone(), op.schema_version))
-            .and_then(|compiled| {
-                compiled
-                    .annotations()
-                    .indexes
-                    .iter()
-                    .find(|i| sql::path_index_name(&op.schema_id, i) == index)
-            })
-            .map_or_else(|| format!(" (index {index})"), |i| i.pointer.clone());
+        let compiled = self.schemas.get(&(op.schema_id.clone(), op.schema_version));
         Error::UniqueViolation {
             schema_id: op.schema_id.to_string(),
-            pointer,
-            entity_id: op.entity_id,
+            pointer: unique_pointer(&op.schema_id, compiled.map(AsRef::as_ref), index),
+            entity_id: Some(op.entity_id),
         }
     }
 

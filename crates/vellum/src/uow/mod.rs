@@ -12,7 +12,9 @@ use tokio_postgres::{Row, types::ToSql};
 use uuid::Uuid;
 use vellum_core::{CompiledSchema, SchemaId, Version};
 
+pub(crate) use flush::stamp_sql;
 pub use options::{Committed, Staged, UowOptions, WriteOptions};
+pub(crate) use validate::reference_checks;
 use validate::{ReferenceCheck, Validated};
 
 use crate::{Entity, Error, Result, Service, entity::COLUMNS, raw::RawSql, sql};

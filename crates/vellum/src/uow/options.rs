@@ -11,9 +11,9 @@ use crate::{Entity, Error, Result};
 /// Who runs a unit of work, and why; see [`Service::begin_with`](crate::Service::begin_with).
 #[derive(Debug, Clone)]
 pub struct UowOptions {
-    pub(super) actor: String,
-    pub(super) correlation_id: Option<String>,
-    pub(super) metadata: Value,
+    pub(crate) actor: String,
+    pub(crate) correlation_id: Option<String>,
+    pub(crate) metadata: Value,
 }
 
 impl UowOptions {
@@ -38,7 +38,7 @@ impl UowOptions {
         self
     }
 
-    pub(super) fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         let bad = |reason: &str| Err(Error::NotAllowed(reason.to_string()));
         if self.actor.trim().is_empty() {
             return bad("a unit of work needs an actor");

@@ -20,7 +20,7 @@ pub(super) struct Validated {
 /// One reference of a staged write: checked in the commit pipeline, after the writes staged
 /// before it, so an entity created earlier in the same unit of work can be referenced.
 #[derive(Debug, Clone)]
-pub(super) struct ReferenceCheck {
+pub(crate) struct ReferenceCheck {
     pub(super) pointer: String,
     pub(super) target: SchemaId,
     pub(super) target_id: Uuid,
@@ -131,7 +131,7 @@ impl UnitOfWork {
 
 /// The references a valid document makes; a referencing value that is not an entity id is a
 /// violation. Absent and `null` values reference nothing.
-fn reference_checks(
+pub(crate) fn reference_checks(
     compiled: &CompiledSchema,
     payload: &Value,
 ) -> Result<Vec<ReferenceCheck>, Vec<Violation>> {
