@@ -16,8 +16,9 @@ use vellum::{CompatibilityMode, SchemaId, ServiceName, Version};
 /// command that started it exits, unless started with `vellum db start`).
 ///
 /// Data goes to stdout as JSON; errors go to stderr. Exit codes: 0 success, 1 other error,
-/// 2 bad usage, 3 not found, 4 conflict (stale version, already exists, not allowed),
-/// 5 invalid input (document, schema, name, version).
+/// 2 bad usage, 3 not found, 4 conflict (stale version, already exists, not allowed, not
+/// convertible to the schema version asked for), 5 invalid input (document, schema, name,
+/// version, migration).
 #[derive(Debug, Parser)]
 #[command(name = "vellum", version, max_term_width = 100)]
 pub(crate) struct Cli {
@@ -186,6 +187,17 @@ pub(crate) enum SchemaCommand {
     /// version already registered in its major line, and is refused (exit code 4, with the
     /// changes) when its declared bump is smaller than the change from its predecessor or its
     /// compatibility mode refuses it.
+    ///
+    /// A version that starts a new major line needs --migration: a JSON file
+    /// {"from": "<version of the previous major>", "operations": [...]} with the operations
+    /// rename, add, remove, set, cast and map on JSON Pointers (docs/schema-evolution.md). It
+    /// is tried on current documents first; if a migrated document fails the new definition,
+    /// nothing is registered (exit code 5, with samples).
+    #[command(after_help = "Example migration file:\n  \
+        {\"from\": \"1.1.0\", \"operations\": [\n    \
+        {\"op\": \"rename\", \"from\": \"/customer\", \"to\": \"/buyer\"},\n    \
+        {\"op\": \"add\", \"path\": \"/currency\", \"value\": \"EUR\"},\n    \
+        {\"op\": \"map\", \"path\": \"/status\", \"values\": {\"open\": \"OPEN\", \"done\": \"CLOSED\"}}]}")]
     Register {
         /// The service.
         service: ServiceName,
@@ -196,9 +208,20 @@ pub(crate) enum SchemaCommand {
         /// The definition, a JSON file; - reads standard input.
         #[arg(long, short)]
         file: PathBuf,
+        /// The migration from the previous major line, a JSON file (a new major version only).
+        #[arg(long)]
+        migration: Option<PathBuf>,
         /// Make this version the one writes use.
         #[arg(long)]
         activate: bool,
+    },
+    /// List the migrations of a schema id: from which version to which, their operations and
+    /// how far they can be reversed.
+    Migrations {
+        /// The service.
+        service: ServiceName,
+        /// The entity type.
+        schema_id: SchemaId,
     },
     /// List the entity types of a service with their active version.
     List {
@@ -237,6 +260,10 @@ pub(crate) enum SchemaCommand {
         /// The definition, a JSON file; - reads standard input.
         #[arg(long, short)]
         file: PathBuf,
+        /// The migration it would be registered with, a JSON file (a new major version only);
+        /// the documents it applies to are migrated before they are validated.
+        #[arg(long)]
+        migration: Option<PathBuf>,
     },
     /// Compare the schema files of a project (DIR/<schema_id>/<version>.json) with the
     /// registry: the versions to register, with their change class, and drift (a registered
@@ -311,7 +338,8 @@ pub(crate) enum EntityCommand {
         #[command(flatten)]
         actor: Actor,
     },
-    /// Read an entity: the current version, a given version, or as of a time.
+    /// Read an entity: the current version, a given version, or as of a time; with
+    /// --schema-version, presented as that registered version of its schema.
     Get {
         #[command(flatten)]
         entity: EntityRef,
@@ -321,6 +349,11 @@ pub(crate) enum EntityCommand {
         /// Read the entity as it was at this time (RFC 3339, e.g. 2026-11-22T10:00:00Z).
         #[arg(long)]
         as_of: Option<chrono::DateTime<chrono::FixedOffset>>,
+        /// Present it as this schema version: the payload is migrated forward or back through
+        /// the registered migrations and validated; exit code 4 when it cannot be (a lossy
+        /// migration on the way back, or a result the version refuses).
+        #[arg(long)]
+        schema_version: Option<Version>,
     },
     /// Write a new version of an entity with a whole new document.
     Update {

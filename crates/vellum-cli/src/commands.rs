@@ -9,8 +9,8 @@ use anyhow::Context;
 use serde::Serialize;
 use serde_json::{Value, json};
 use vellum::{
-    ClusterStatus, EmbeddedCluster, SchemaId, Service, ServiceName, Store, StoreOptions, Version,
-    WriteOptions, query::Query,
+    ClusterStatus, EmbeddedCluster, Migration, SchemaId, Service, ServiceName, Store, StoreOptions,
+    Version, WriteOptions, query::Query,
 };
 
 use crate::args::{
@@ -62,10 +62,12 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
                     schema_id,
                     version,
                     file,
+                    migration,
                 }) => {
                     let definition = read_json(&file)?;
+                    let migration = migration.as_deref().map(read_migration).transpose()?;
                     let service = open_service(&store, &service).await?;
-                    return check(&service, &schema_id, version, &definition).await;
+                    return check(&service, &schema_id, version, &definition, migration).await;
                 }
                 Command::Schema(SchemaCommand::Plan(args)) => {
                     let files = vellum::read_schema_files(&args.dir)?;
@@ -166,17 +168,35 @@ async fn schema(store: &Store, command: SchemaCommand) -> anyhow::Result<Value> 
             schema_id,
             version,
             file,
+            migration,
             activate,
         } => {
             let definition = read_json(&file)?;
+            let migration = migration.as_deref().map(read_migration).transpose()?;
             let service = open_service(store, &service).await?;
-            to_json(
-                service
-                    .schemas()
-                    .register(&schema_id, version, definition, activate)
-                    .await?,
-            )?
+            let registry = service.schemas();
+            to_json(match migration {
+                Some(migration) => {
+                    registry
+                        .register_with_migration(
+                            &schema_id, version, definition, migration, activate,
+                        )
+                        .await?
+                }
+                None => {
+                    registry
+                        .register(&schema_id, version, definition, activate)
+                        .await?
+                }
+            })?
         }
+        SchemaCommand::Migrations { service, schema_id } => to_json(
+            open_service(store, &service)
+                .await?
+                .schemas()
+                .migrations(&schema_id)
+                .await?,
+        )?,
         SchemaCommand::List { service } => to_json(
             open_service(store, &service)
                 .await?
@@ -273,6 +293,7 @@ async fn entity(store: &Store, command: EntityCommand) -> anyhow::Result<Value> 
             entity,
             version,
             as_of,
+            schema_version,
         } => {
             let service = open_service(store, &entity.service).await?;
             let found = match (version, as_of) {
@@ -288,7 +309,10 @@ async fn entity(store: &Store, command: EntityCommand) -> anyhow::Result<Value> 
                 }
                 (None, None) => service.get(&entity.schema_id, entity.id).await?,
             };
-            to_json(found)?
+            match schema_version {
+                Some(schema_version) => to_json(service.present_as(found, schema_version).await?)?,
+                None => to_json(found)?,
+            }
         }
         EntityCommand::Update {
             entity,
@@ -346,10 +370,11 @@ async fn check(
     schema_id: &SchemaId,
     version: Version,
     definition: &Value,
+    migration: Option<Migration>,
 ) -> anyhow::Result<()> {
     let report = service
         .schemas()
-        .check(schema_id, version, definition)
+        .check_with_migration(schema_id, version, definition, migration.map(Into::into))
         .await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     match crate::CheckRefused::from_report(&report) {
@@ -424,6 +449,12 @@ fn single(committed: vellum::Committed) -> vellum::Entity {
 
 fn to_json(value: impl Serialize) -> anyhow::Result<Value> {
     Ok(serde_json::to_value(value)?)
+}
+
+/// Reads a migration (`{"from", "operations"}`) from a JSON file, or standard input for `-`.
+fn read_migration(path: &Path) -> anyhow::Result<Migration> {
+    serde_json::from_value(read_json(path)?)
+        .with_context(|| format!("{} is not a migration", path.display()))
 }
 
 /// Reads a JSON document from a file, or from standard input for `-`.

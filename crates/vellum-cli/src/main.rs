@@ -73,6 +73,33 @@ fn report(err: &anyhow::Error) {
                 eprintln!("  {change}");
             }
         }
+        Some(Error::InvalidMigration {
+            schema_id,
+            version,
+            reason,
+            samples,
+            ..
+        }) => {
+            eprintln!(
+                "error: {prefix}schema {schema_id} version {version}: migration refused: {reason}"
+            );
+            for sample in samples {
+                for violation in &sample.violations {
+                    let pointer = if violation.pointer.is_empty() {
+                        "/"
+                    } else {
+                        &violation.pointer
+                    };
+                    eprintln!(
+                        "  entity {} {}: {pointer}: {} ({})",
+                        sample.entity_id,
+                        sample.entity_version,
+                        violation.message,
+                        violation.keyword
+                    );
+                }
+            }
+        }
         Some(reason) if !prefix.is_empty() => eprintln!("error: {prefix}{reason}"),
         _ => eprintln!("error: {err:#}"),
     }
@@ -141,7 +168,8 @@ fn exit_code(err: &anyhow::Error) -> ExitCode {
             | Error::UnitOfWorkFailed { .. }
             | Error::Immutable(_)
             | Error::IncompatibleSchema { .. }
-            | Error::UniqueViolation { .. },
+            | Error::UniqueViolation { .. }
+            | Error::NotConvertible { .. },
         ) => 4,
         Some(
             Error::Validation { .. }
@@ -149,6 +177,7 @@ fn exit_code(err: &anyhow::Error) -> ExitCode {
             | Error::InvalidSchema(_)
             | Error::InvalidReference { .. }
             | Error::InvalidQuery { .. }
+            | Error::InvalidMigration { .. }
             | Error::ImportRefused { .. },
         ) => 5,
         _ if err.downcast_ref::<serde_json::Error>().is_some() => 5,

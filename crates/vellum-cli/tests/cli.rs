@@ -383,6 +383,7 @@ async fn schema_evolution_rules_compatibility_modes_and_checks() {
     let versions = ok(&db, &["schema", "versions", "orders", "sales_order"], "");
     assert_eq!(versions.as_array().unwrap().len(), 1, "nothing registered");
 
+    let definition = TempJson::new("stricter", stricter);
     let register_major = [
         "schema",
         "register",
@@ -390,10 +391,13 @@ async fn schema_evolution_rules_compatibility_modes_and_checks() {
         "sales_order",
         "2.0.0",
         "--file",
+        definition.path(),
+        "--migration",
         "-",
     ];
     // A document without a total exists: as a major version the stricter schema is
-    // registrable, but the check says a current document would not match it (exit code 5).
+    // registrable with a migration, but the check says a current document would not match it
+    // once migrated by one that leaves documents as they are (exit code 5).
     let create = ["entity", "create", "orders", "sales_order", "--file", "-"];
     ok(&db, &create, r#"{"customer": "ACME"}"#);
     let check_major = [
@@ -403,9 +407,12 @@ async fn schema_evolution_rules_compatibility_modes_and_checks() {
         "sales_order",
         "2.0.0",
         "--file",
+        definition.path(),
+        "--migration",
         "-",
     ];
-    let out = vellum(&db, &check_major, stricter);
+    let identity = r#"{"from": "1.0.0", "operations": []}"#;
+    let out = vellum(&db, &check_major, identity);
     assert_eq!(out.status.code(), Some(5));
     let report: Value = serde_json::from_slice(&out.stdout).expect("the report on stdout");
     assert_eq!(report["documents_failing"], 1);
@@ -424,8 +431,163 @@ async fn schema_evolution_rules_compatibility_modes_and_checks() {
     let report = ok(&db, &check_patch, described);
     assert_eq!(report["class"], "patch");
 
-    let registered = ok(&db, &register_major, stricter);
+    // Registered with a migration that gives the document a total.
+    let with_total =
+        r#"{"from": "1.0.0", "operations": [{"op": "add", "path": "/total", "value": 0}]}"#;
+    let registered = ok(&db, &register_major, with_total);
     assert_eq!(registered["assessment"]["class"], "major");
+}
+
+/// A JSON file in the temporary directory, removed when dropped.
+struct TempJson(std::path::PathBuf);
+
+impl TempJson {
+    fn new(name: &str, content: &str) -> TempJson {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let path = std::env::temp_dir().join(format!(
+            "vellum-cli-test-{}-{nanos}-{name}.json",
+            std::process::id()
+        ));
+        std::fs::write(&path, content).unwrap();
+        TempJson(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempJson {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn a_major_version_is_registered_with_a_migration_and_entities_read_as_any_version() {
+    let (_test_db, db) = orders_with_schema().await;
+    let created = ok(
+        &db,
+        &["entity", "create", "orders", "sales_order", "--file", "-"],
+        r#"{"customer": "ACME", "total": 12}"#,
+    );
+    let id = created["entity_id"].as_str().unwrap().to_string();
+    let v2 = TempJson::new(
+        "v2",
+        r#"{"type": "object", "required": ["buyer", "currency"],
+            "properties": {"buyer": {"type": "string"}, "total": {"type": "number"},
+                           "currency": {"enum": ["EUR", "USD"]}}}"#,
+    );
+    let register = [
+        "schema",
+        "register",
+        "orders",
+        "sales_order",
+        "2.0.0",
+        "--file",
+        v2.path(),
+    ];
+    let stderr = fails(&db, &register, "", 5);
+    assert!(
+        stderr.contains("must be registered with a migration from a version of major line 1"),
+        "{stderr}"
+    );
+    // A migration that leaves stored documents invalid: refused with the failing sample.
+    let stderr = fails(
+        &db,
+        &[&register[..], &["--migration", "-"]].concat(),
+        r#"{"from": "1.0.0", "operations": [{"op": "rename", "from": "/customer", "to": "/buyer"}]}"#,
+        5,
+    );
+    assert!(
+        stderr.contains(&format!("entity {id} 1.0.0: /: ")),
+        "{stderr}"
+    );
+    let migration = r#"{"from": "1.0.0", "operations": [
+        {"op": "rename", "from": "/customer", "to": "/buyer"},
+        {"op": "add", "path": "/currency", "value": "EUR"}]}"#;
+    let check = [
+        "schema",
+        "check",
+        "orders",
+        "sales_order",
+        "2.0.0",
+        "--file",
+        v2.path(),
+        "--migration",
+        "-",
+    ];
+    let report = ok(&db, &check, migration);
+    assert_eq!(
+        (
+            &report["documents_failing"],
+            &report["registration_problems"]
+        ),
+        (&json!(0), &json!([]))
+    );
+    assert_eq!(report["migration_reversibility"], "lossless");
+    let registered = ok(
+        &db,
+        &[&register[..], &["--migration", "-", "--activate"]].concat(),
+        migration,
+    );
+    assert_eq!(registered["migration"]["reversibility"], "lossless");
+    let listed = ok(&db, &["schema", "migrations", "orders", "sales_order"], "");
+    assert_eq!(listed[0]["to"], "2.0.0");
+
+    let get = ["entity", "get", "orders", "sales_order", &id];
+    let as_v2 = ok(
+        &db,
+        &[&get[..], &["--schema-version", "2.0.0"]].concat(),
+        "",
+    );
+    assert_eq!(
+        as_v2["payload"],
+        json!({"buyer": "ACME", "total": 12, "currency": "EUR"})
+    );
+    assert_eq!(as_v2["schema_version"], "2.0.0");
+    let stored = ok(&db, &get, "");
+    assert_eq!(stored["payload"], json!({"customer": "ACME", "total": 12}));
+
+    // An entity written under 2.0.0 reads back as 1.0.0; one 1.0.0 cannot satisfy is refused.
+    let update = [
+        "entity",
+        "update",
+        "orders",
+        "sales_order",
+        &id,
+        "--file",
+        "-",
+    ];
+    ok(
+        &db,
+        &update,
+        r#"{"buyer": "ACME", "total": 15, "currency": "USD"}"#,
+    );
+    let as_v1 = ok(
+        &db,
+        &[&get[..], &["--schema-version", "1.0.0"]].concat(),
+        "",
+    );
+    assert_eq!(as_v1["payload"], json!({"customer": "ACME", "total": 15}));
+    ok(
+        &db,
+        &update,
+        r#"{"buyer": "ACME", "total": -1, "currency": "USD"}"#,
+    );
+    let stderr = fails(
+        &db,
+        &[&get[..], &["--schema-version", "1.0.0"]].concat(),
+        "",
+        4,
+    );
+    assert!(
+        stderr.contains("cannot be read as version 1.0.0") && stderr.contains("/total"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]

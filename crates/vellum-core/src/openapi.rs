@@ -8,7 +8,9 @@ use utoipa::openapi::{
     schema::{Schema, Type},
 };
 
-use crate::{SchemaId, ServiceName, Version};
+use serde_json::json;
+
+use crate::{SchemaId, ServiceName, Version, migration::Operation};
 
 /// One version component: a decimal number without leading zeros, at most 2147483647 (it is
 /// stored as a PostgreSQL `integer`).
@@ -72,6 +74,76 @@ impl utoipa::PartialSchema for SchemaId {
 
 impl utoipa::ToSchema for SchemaId {}
 
+/// The grammar of a JSON Pointer naming a member below the root (`JsonPath`): segments after
+/// `/`, `~` only as `~0` or `~1`, no NUL.
+const POINTER_PATTERN: &str = "^(/([^~\\u0000]|~[01])*)+$";
+
+/// The schema of [`Operation`], written by hand: each `op` is an object with exactly its fields
+/// (the server refuses others), paths are JSON Pointers, values any JSON.
+impl utoipa::PartialSchema for Operation {
+    fn schema() -> RefOr<Schema> {
+        let pointer = |description: &str, example: &str| {
+            json!({"type": "string", "pattern": POINTER_PATTERN, "description": description,
+                   "examples": [example]})
+        };
+        let json_type =
+            json!({"type": "string", "enum": ["string", "integer", "number", "boolean"]});
+        // Any JSON value, spelled out: utoipa reads back only schemas with a `type`.
+        let any = |description: &str| {
+            json!({"type": ["null", "boolean", "object", "array", "number", "string"],
+                   "description": description})
+        };
+        let variant =
+            |op: &str, description: &str, required: &[&str], properties: serde_json::Value| {
+                let mut properties = properties;
+                properties["op"] = json!({"type": "string", "enum": [op]});
+                let mut required: Vec<&str> = required.to_vec();
+                required.push("op");
+                json!({"type": "object", "title": op, "description": description,
+                   "required": required, "properties": properties, "additionalProperties": false})
+            };
+        let schema = json!({
+            "description": "One operation of a migration, by its `op`. Paths are JSON Pointers \
+                            (RFC 6901) naming a member below the root.",
+            "oneOf": [
+                variant("rename", "Moves the value at `from` to `to`, also between objects; \
+                         lossless.", &["from", "to"], json!({
+                    "from": pointer("Where the value is.", "/customer"),
+                    "to": pointer("Where it goes; its object must exist.", "/buyer")})),
+                variant("add", "Sets `value` where the path is absent (a default); lossless.",
+                        &["path", "value"], json!({
+                    "path": pointer("The new member.", "/currency"),
+                    "value": any("The default, any JSON value.")})),
+                variant("remove", "Removes the value; lossy unless `restore` gives the value \
+                         the reverse puts back.", &["path"], json!({
+                    "path": pointer("The member removed.", "/legacy"),
+                    "restore": any("The value the reverse adds back.")})),
+                variant("set", "Sets `value`, present or not; lossy unless `restore` gives the \
+                         value the reverse sets.", &["path", "value"], json!({
+                    "path": pointer("The member set.", "/kind"),
+                    "value": any("The value, any JSON value."),
+                    "restore": any("The value the reverse sets.")})),
+                variant("cast", "Converts the value to `to`, exactly or not at all; lossless \
+                         with `from` (values of another type are refused), lossy without.",
+                        &["path", "to"], json!({
+                    "path": pointer("The member converted.", "/qty"),
+                    "from": {"type": ["string", "null"],
+                             "enum": ["string", "integer", "number", "boolean", null],
+                             "description": "The type before; null or absent: any (lossy)."},
+                    "to": json_type})),
+                variant("map", "Replaces the string values named in `values`; lossless when the \
+                         mapping is injective and maps to strings.", &["path", "values"], json!({
+                    "path": pointer("The member mapped.", "/status"),
+                    "values": {"type": "object", "description": "Old value -> new value.",
+                               "examples": [{"open": "OPEN", "done": "CLOSED"}]}})),
+            ]
+        });
+        serde_json::from_value(schema).expect("a well-formed schema")
+    }
+}
+
+impl utoipa::ToSchema for Operation {}
+
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
@@ -122,6 +194,36 @@ mod tests {
             );
         }
         assert_eq!(Version::name(), "Version");
+    }
+
+    /// The documented pointer pattern accepts exactly what the migration grammar accepts.
+    #[test]
+    fn the_pointer_pattern_agrees_with_the_parser() {
+        let schema = schema_json::<Operation>();
+        let pattern = &schema["oneOf"][0]["properties"]["from"]["pattern"];
+        let compiled = crate::CompiledSchema::compile(
+            &json!({"type": "object", "properties": {"p": {"type": "string", "pattern": pattern}}}),
+            &crate::schema::SchemaLimits::default(),
+        )
+        .unwrap();
+        for text in [
+            "/a", "/", "//", "/a~0b/~1", "/lines/0", "", "a", "/a~", "/a~2", "/a\0b",
+        ] {
+            let parses = crate::query::JsonPath::parse(text).is_ok();
+            let matches = compiled.validate(&json!({"p": text})).is_ok();
+            assert_eq!(
+                matches, parses,
+                "{text:?}: pattern {matches}, parser {parses}"
+            );
+        }
+        let ops: Vec<&str> = schema["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["properties"]["op"]["enum"][0].as_str().unwrap())
+            .collect();
+        assert_eq!(ops, ["rename", "add", "remove", "set", "cast", "map"]);
+        assert_eq!(<Operation as ToSchema>::name(), "Operation");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use axum::{
 };
 use serde::Serialize;
 use utoipa::ToSchema;
-use vellum::{Change, ChangeClass, CompatibilityMode, Version, Violation};
+use vellum::{Change, ChangeClass, CompatibilityMode, FailingDocument, Version, Violation};
 
 /// The media type of every error response.
 pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
@@ -48,6 +48,10 @@ pub(crate) struct Problem {
     /// For `/transactions`: the index of the event that was refused (in `events`).
     #[serde(skip_serializing_if = "Option::is_none")]
     event: Option<usize>,
+    /// For a refused migration: up to 20 current documents it fails on, each with its
+    /// violations (keyword `migration` when an operation could not be applied).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    samples: Option<Vec<FailingDocument>>,
 }
 
 /// Why a schema version was refused as incompatible, for the problem body.
@@ -67,10 +71,12 @@ pub(crate) struct ApiError {
     slug: &'static str,
     title: &'static str,
     detail: String,
-    violations: Option<Vec<Violation>>,
+    violations: Option<Box<[Violation]>>,
     refusal: Option<Box<Refusal>>,
     /// Which operation or event of a transaction request failed.
     culprit: Option<Culprit>,
+    /// Boxed, like `refusal`: rare, and every handler's `Result` carries an `ApiError`.
+    samples: Option<Box<[FailingDocument]>>,
 }
 
 /// The part of a `/transactions` request an error is about.
@@ -95,6 +101,7 @@ impl ApiError {
             violations: None,
             refusal: None,
             culprit: None,
+            samples: None,
         }
     }
 
@@ -235,11 +242,11 @@ impl From<vellum::Error> for ApiError {
                 detail,
             ),
             E::InvalidReference { pointer, .. } => Self {
-                violations: Some(vec![vellum::Violation {
+                violations: Some(Box::new([vellum::Violation {
                     pointer,
                     keyword: "x-vellum-ref".into(),
                     message: "references an entity that does not exist or is deleted".into(),
-                }]),
+                }])),
                 ..Self::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "invalid-reference",
@@ -266,7 +273,7 @@ impl From<vellum::Error> for ApiError {
                 detail,
             ),
             E::Validation { violations, .. } => Self {
-                violations: Some(violations),
+                violations: Some(violations.into()),
                 ..Self::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "validation-failed",
@@ -293,6 +300,24 @@ impl From<vellum::Error> for ApiError {
                     StatusCode::CONFLICT,
                     "incompatible-schema",
                     "Incompatible schema version",
+                    detail,
+                )
+            },
+            E::InvalidMigration { samples, .. } => Self {
+                samples: Some(samples.into_boxed_slice()),
+                ..Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid-migration",
+                    "Migration refused",
+                    detail,
+                )
+            },
+            E::NotConvertible { violations, .. } => Self {
+                violations: (!violations.is_empty()).then(|| violations.into()),
+                ..Self::new(
+                    StatusCode::CONFLICT,
+                    "not-convertible",
+                    "Not convertible to the schema version asked for",
                     detail,
                 )
             },
@@ -335,7 +360,7 @@ fn invalid_input(err: vellum::CoreError) -> ApiError {
     let detail = err.to_string();
     match err {
         vellum::CoreError::InvalidSchema { problems } => ApiError {
-            violations: Some(problems),
+            violations: Some(problems.into()),
             ..ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid-schema",
@@ -361,7 +386,7 @@ impl IntoResponse for ApiError {
             title: self.title,
             status: self.status.as_u16(),
             detail: self.detail,
-            violations: self.violations,
+            violations: self.violations.map(Vec::from),
             against: refusal.as_ref().map(|r| r.against),
             mode: refusal.as_ref().map(|r| r.mode),
             declared: refusal.as_ref().map(|r| r.declared),
@@ -375,6 +400,7 @@ impl IntoResponse for ApiError {
                 Some(Culprit::Event(i)) => Some(i),
                 _ => None,
             },
+            samples: self.samples.map(Vec::from),
         };
         let mut response = (self.status, axum::Json(problem)).into_response();
         let headers = response.headers_mut();

@@ -7,9 +7,14 @@ use futures_util::TryStreamExt;
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
-use vellum_core::{CompiledSchema, SchemaId, Version, Violation, compat::Assessment};
+use vellum_core::{
+    CompiledSchema, Reversibility, SchemaId, Version, Violation, compat::Assessment,
+};
 
-use crate::{Error, Result, SchemaRegistry, entity::parse_stored, registry::check_new_version};
+use crate::{
+    Error, Result, SchemaMigration, SchemaRegistry, entity::parse_stored,
+    registry::check_new_version,
+};
 
 /// How many failing documents a check reports in full.
 pub const CHECK_SAMPLES: usize = 20;
@@ -37,6 +42,9 @@ pub struct CheckReport {
     pub documents_failing: u64,
     /// Up to 20 of the failing documents, with every violation.
     pub samples: Vec<FailingDocument>,
+    /// With a migration: how far it can be reversed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migration_reversibility: Option<Reversibility>,
 }
 
 /// A stored document the candidate schema refuses.
@@ -64,6 +72,23 @@ impl SchemaRegistry<'_> {
         version: Version,
         definition: &Value,
     ) -> Result<CheckReport> {
+        self.check_with_migration(schema_id, version, definition, None)
+            .await
+    }
+
+    /// [`check`](Self::check) of a candidate registered with a migration, as
+    /// [`register_with_migration`](Self::register_with_migration) would take it: the report
+    /// also says whether the migration is acceptable, and the current documents of the major
+    /// line it comes from are migrated before they are validated (a migration that cannot be
+    /// applied to one is a violation with keyword `migration`). Unlike registration, every
+    /// current document is checked, not only the first 1000.
+    pub async fn check_with_migration(
+        &self,
+        schema_id: &SchemaId,
+        version: Version,
+        definition: &Value,
+        migration: Option<SchemaMigration>,
+    ) -> Result<CheckReport> {
         let service = self.service;
         let candidate = CompiledSchema::compile(definition, service.store.schema_limits())?;
         let registered: Vec<Version> = match self.versions(schema_id).await {
@@ -86,6 +111,28 @@ impl SchemaRegistry<'_> {
             registration_problems
                 .push(Error::incompatible(schema_id, version, incompatibility).to_string());
         }
+        let migration_rule = if let Some(SchemaMigration::Operations(m)) = &migration
+            && let Err(err) = m.check()
+        {
+            Err(err.to_string())
+        } else if registered.is_empty() {
+            if migration.is_some() {
+                Err("the first version of a schema id takes no migration".to_owned())
+            } else {
+                Ok(None)
+            }
+        } else {
+            self.check_migration_rule(schema_id, version, &registered, migration.as_ref())
+                .map_err(|err| err.to_string())
+        };
+        // The major line whose documents are migrated before they are validated.
+        let migrated_line = match migration_rule {
+            Ok(line) => line,
+            Err(problem) => {
+                registration_problems.push(problem);
+                None
+            }
+        };
         let mut report = CheckReport {
             schema_id: schema_id.clone(),
             version,
@@ -94,6 +141,7 @@ impl SchemaRegistry<'_> {
             documents_checked: 0,
             documents_failing: 0,
             samples: Vec::new(),
+            migration_reversibility: migration.as_ref().map(SchemaMigration::reversibility),
         };
         if registered.is_empty() {
             return Ok(report); // no entity table yet: no documents
@@ -104,7 +152,8 @@ impl SchemaRegistry<'_> {
         tx.batch_execute(&service.begin_sql("SET TRANSACTION READ ONLY"))
             .await?;
         let sql = format!(
-            "SELECT entity_id, entity_version, payload FROM {} WHERE is_active AND deleted_at IS NULL",
+            "SELECT entity_id, entity_version, payload, schema_version FROM {}
+             WHERE is_active AND deleted_at IS NULL",
             service.idents.entity_table(schema_id)
         );
         let stmt = tx.prepare_cached(&sql).await?;
@@ -113,7 +162,14 @@ impl SchemaRegistry<'_> {
         while let Some(row) = rows.try_next().await? {
             report.documents_checked += 1;
             let payload: Value = row.try_get(2)?;
-            if let Err(violations) = candidate.validate(&payload) {
+            let stored: Version = parse_stored(row.try_get(3)?)?;
+            let outcome = match (&migration, migrated_line) {
+                (Some(migration), Some(line)) if stored.major == line => {
+                    migration.apply_checked(payload)
+                }
+                _ => Ok(payload),
+            };
+            if let Err(violations) = outcome.and_then(|payload| candidate.validate(&payload)) {
                 report.documents_failing += 1;
                 if report.samples.len() < CHECK_SAMPLES {
                     report.samples.push(FailingDocument {

@@ -4,6 +4,8 @@ use uuid::Uuid;
 use vellum_core::compat::{Change, ChangeClass, CompatibilityMode};
 use vellum_core::{Bump, Violation, version::Version};
 
+use crate::FailingDocument;
+
 /// `Result` with vellum's [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -55,6 +57,46 @@ pub enum Error {
         reason: String,
         /// Every change from `against`, each with its directions and class.
         changes: Vec<Change>,
+    },
+
+    /// The migration of a new schema version was refused (SPEC §4.3): a new major version
+    /// without one, one from a version that is not in the previous major line, one with a
+    /// version that takes none, or one that turns current documents into documents the new
+    /// version refuses (`samples`). Nothing was registered.
+    #[error("schema {schema_id} version {version}: migration refused: {reason}{}", display_samples(.samples))]
+    InvalidMigration {
+        /// The entity type.
+        schema_id: String,
+        /// The version refused.
+        version: Version,
+        /// Why, for a human.
+        reason: String,
+        /// How many current documents the migration was tried on.
+        documents_checked: u64,
+        /// How many of them failed.
+        documents_failing: u64,
+        /// Up to 20 failing documents, each with its violations (keyword `migration` when an
+        /// operation could not be applied).
+        samples: Vec<FailingDocument>,
+    },
+
+    /// A document cannot be presented as the schema version asked for: no chain of migrations
+    /// leads there (a lossy migration on the way back, a major version registered without a
+    /// migration, a Rust migration not installed in this process), a migration fails on it, or
+    /// the result does not satisfy that version (`violations`). Nothing was changed.
+    #[error("schema {schema_id}: a document of version {from} cannot be read as version {to}: {reason}{}",
+            if violations.is_empty() { String::new() } else { format!(": {}", display_violations(violations)) })]
+    NotConvertible {
+        /// The entity type.
+        schema_id: String,
+        /// The schema version the document is stored under.
+        from: Version,
+        /// The schema version asked for.
+        to: Version,
+        /// Why, for a human.
+        reason: String,
+        /// When the migrated document does not satisfy `to`: every violation.
+        violations: Vec<Violation>,
     },
 
     /// The thing asked for does not exist (or is soft-deleted and was not asked for).
@@ -238,6 +280,21 @@ fn display_changes(
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+fn display_samples(samples: &[FailingDocument]) -> String {
+    samples
+        .iter()
+        .take(3)
+        .map(|sample| {
+            format!(
+                "; entity {} {}: {}",
+                sample.entity_id,
+                sample.entity_version,
+                display_violations(&sample.violations)
+            )
+        })
+        .collect()
 }
 
 fn display_violations(violations: &[Violation]) -> String {

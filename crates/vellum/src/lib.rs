@@ -59,8 +59,12 @@ mod health;
 mod import;
 mod indexes;
 mod migrate;
+mod migration_fn;
+mod migrations;
+mod migrator;
 pub mod query;
 mod raw;
+mod read_as;
 mod registry;
 mod schema_files;
 mod service;
@@ -80,6 +84,9 @@ pub use events::{
 };
 pub use health::PoolStatus;
 pub use import::Imported;
+pub use migration_fn::{MigrateDocument, MigrationFn, SchemaMigration};
+pub use migrations::{MIGRATION_CHECKED_DOCUMENTS, MigrationInfo};
+pub use migrator::Migrator;
 pub use query::Page;
 pub use raw::RawSql;
 pub use registry::{SchemaRegistry, SchemaSummary, SchemaVersion, SchemaVersionInfo};
@@ -94,6 +101,7 @@ pub use vellum_core::compat::{
     Assessment, Change, ChangeClass, ChangeKind, Classification, CompatibilityMode,
     Incompatibility, classify,
 };
+pub use vellum_core::migration::{JsonType, Migration, MigrationError, Operation, Reversibility};
 pub use vellum_core::{Bump, SchemaId, ServiceName, Version, Violation, schema::SchemaLimits};
 
 /// The NATS client the [`OutboxRelay`] publishes through.

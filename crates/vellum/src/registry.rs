@@ -9,7 +9,10 @@ use serde_json::Value;
 use tokio_postgres::{Row, types::ToSql};
 use vellum_core::{CompiledSchema, SchemaId, Version, compat::Assessment};
 
-use crate::{Error, Result, Service, entity::parse_stored, indexes::PathIndexes, sql};
+use crate::{
+    Error, MigrationInfo, Result, SchemaMigration, Service, entity::parse_stored,
+    indexes::PathIndexes, sql,
+};
 
 /// One registered schema version, without its definition.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -44,6 +47,10 @@ pub struct SchemaVersion {
     /// checked under.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub assessment: Option<Assessment>,
+    /// The migration the version was registered with, for the first version of a major line
+    /// above another (SPEC §4.3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migration: Option<MigrationInfo>,
 }
 
 /// An entity type with its active version, as listed by [`SchemaRegistry::list`].
@@ -97,6 +104,19 @@ impl<'a> SchemaRegistry<'a> {
         definition: Value,
         activate: bool,
     ) -> Result<SchemaVersion> {
+        self.register_checked(schema_id, version, definition, None, activate)
+            .await
+    }
+
+    /// [`register`](Self::register), with the migration of a new major version.
+    pub(crate) async fn register_checked(
+        &self,
+        schema_id: &SchemaId,
+        version: Version,
+        definition: Value,
+        migration: Option<SchemaMigration>,
+        activate: bool,
+    ) -> Result<SchemaVersion> {
         let compiled = Arc::new(CompiledSchema::compile(
             &definition,
             self.service.store.schema_limits(),
@@ -107,7 +127,14 @@ impl<'a> SchemaRegistry<'a> {
             indexes.build(&compiled).await?;
         }
         let registered = self
-            .register_version(schema_id, version, definition, activate, &compiled)
+            .register_version(
+                schema_id,
+                version,
+                definition,
+                migration.as_ref(),
+                activate,
+                &compiled,
+            )
             .await;
         if prebuilt {
             // Refused: drop what was built for it. Registered: drop what the old version wanted.
@@ -121,6 +148,7 @@ impl<'a> SchemaRegistry<'a> {
         schema_id: &SchemaId,
         version: Version,
         definition: Value,
+        migration: Option<&SchemaMigration>,
         activate: bool,
         compiled: &Arc<CompiledSchema>,
     ) -> Result<SchemaVersion> {
@@ -128,10 +156,16 @@ impl<'a> SchemaRegistry<'a> {
         let tx = client.transaction().await?;
         let registered = self
             .register_in(
-                &tx, schema_id, version, definition, activate, compiled, false,
+                &tx, schema_id, version, definition, migration, activate, compiled, false,
             )
             .await?;
         tx.commit().await?;
+        if let Some(SchemaMigration::Function(function)) = migration {
+            self.service.store.install_migration_fn(
+                (self.service.name.clone(), schema_id.clone(), version),
+                function.clone(),
+            );
+        }
         self.cache(schema_id, version, compiled);
         Ok(registered)
     }
@@ -148,9 +182,11 @@ impl<'a> SchemaRegistry<'a> {
         );
     }
 
-    /// Registers one version in `tx`, which the caller commits. With `indexes_in_tx`, a
-    /// version that becomes active gets its path indexes created in `tx` (for a table created
-    /// earlier in the same transaction, which no other session can see or write).
+    /// Registers one version in `tx`, which the caller commits, with the migration of a new
+    /// major version (a Rust one is for the caller to install once committed). With
+    /// `indexes_in_tx`, a version that becomes active gets its path indexes created in `tx`
+    /// (for a table created earlier in the same transaction, which no other session can see or
+    /// write).
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn register_in(
         &self,
@@ -158,10 +194,21 @@ impl<'a> SchemaRegistry<'a> {
         schema_id: &SchemaId,
         version: Version,
         definition: Value,
+        migration: Option<&SchemaMigration>,
         activate: bool,
         compiled: &Arc<CompiledSchema>,
         indexes_in_tx: bool,
     ) -> Result<SchemaVersion> {
+        if let Some(SchemaMigration::Operations(operations)) = migration {
+            operations.check().map_err(|err| Error::InvalidMigration {
+                schema_id: schema_id.to_string(),
+                version,
+                reason: err.to_string(),
+                documents_checked: 0,
+                documents_failing: 0,
+                samples: Vec::new(),
+            })?;
+        }
         let table = self.table();
         self.lock_schema_id(tx, schema_id).await?;
         let existing: Vec<(Version, bool)> = tx
@@ -188,6 +235,27 @@ impl<'a> SchemaRegistry<'a> {
         }
         self.check_references(tx, schema_id, compiled).await?;
         let first = existing.is_empty();
+        let previous_major = if first {
+            if migration.is_some() {
+                return Err(Error::InvalidMigration {
+                    schema_id: schema_id.to_string(),
+                    version,
+                    reason: "the first version of a schema id takes no migration".to_owned(),
+                    documents_checked: 0,
+                    documents_failing: 0,
+                    samples: Vec::new(),
+                });
+            }
+            None
+        } else {
+            self.check_migration_rule(schema_id, version, &registered, migration)?
+        };
+        if let (Some(previous), Some(migration)) = (previous_major, migration) {
+            self.check_migration_on_documents(
+                tx, schema_id, version, previous, migration, compiled,
+            )
+            .await?;
+        }
         if first {
             tx.batch_execute(&self.service.idents.entity_table_ddl(schema_id))
                 .await?;
@@ -229,10 +297,18 @@ impl<'a> SchemaRegistry<'a> {
                 ],
             )
             .await?;
+        let recorded = match migration {
+            Some(migration) => Some(
+                self.insert_migration(tx, schema_id, version, migration)
+                    .await?,
+            ),
+            None => None,
+        };
         Ok(SchemaVersion {
             info: info_from_row(&row)?,
             definition,
             assessment: assessment.predecessor.is_some().then_some(assessment),
+            migration: recorded,
         })
     }
 
@@ -324,10 +400,15 @@ impl<'a> SchemaRegistry<'a> {
                 None => format!("active version of schema {schema_id}"),
             },
         })?;
+        let info = info_from_row(&row)?;
+        let migration = self
+            .migration_to(&client, schema_id, info.schema_version)
+            .await?;
         Ok(SchemaVersion {
-            info: info_from_row(&row)?,
+            info,
             definition: row.try_get(6)?,
             assessment: None,
+            migration,
         })
     }
 

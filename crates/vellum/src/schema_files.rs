@@ -1,6 +1,7 @@
 //! Schemas as code (SPEC §4.4): the schema versions of a service kept as files in the consuming
-//! project, `schemas/<schema_id>/<version>.json`, compared with the registry (a plan) and
-//! registered from there (an apply, all or nothing).
+//! project, `schemas/<schema_id>/<version>.json` (and `<version>.migration.json` for a new major
+//! version), compared with the registry (a plan) and registered from there (an apply, all or
+//! nothing).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -12,7 +13,9 @@ use serde::Serialize;
 use serde_json::Value;
 use vellum_core::{CompiledSchema, SchemaId, Version, compat::Assessment};
 
-use crate::{Error, Result, SchemaRegistry, SchemaVersion, indexes::PathIndexes};
+use crate::{
+    Error, Migration, Result, SchemaMigration, SchemaRegistry, SchemaVersion, indexes::PathIndexes,
+};
 
 /// One schema version file: `<dir>/<schema_id>/<version>.json`.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +26,9 @@ pub struct SchemaFile {
     pub version: Version,
     /// The definition: the file's content.
     pub definition: Value,
+    /// The migration in `<version>.migration.json` next to it, if there is one (a version that
+    /// starts a new major line needs one).
+    pub migration: Option<Migration>,
     /// Where it was read from.
     pub path: PathBuf,
 }
@@ -30,10 +36,12 @@ pub struct SchemaFile {
 /// Reads every schema version file under `dir`, sorted by schema id then version.
 ///
 /// Every directory under `dir` must be a valid schema id and every file in it `<version>.json`
-/// holding a JSON document; anything else is an error naming the path, so a typo does not
+/// holding a JSON document, or `<version>.migration.json` holding the migration of a version
+/// that has its `<version>.json`; anything else is an error naming the path, so a typo does not
 /// silently leave a version out.
 pub fn read_schema_files(dir: &Path) -> Result<Vec<SchemaFile>> {
     let mut files = Vec::new();
+    let mut migrations: BTreeMap<(SchemaId, Version), (Migration, PathBuf)> = BTreeMap::new();
     for entry in read_dir(dir)? {
         let name = file_name(&entry)?;
         if !entry.is_dir() {
@@ -48,13 +56,27 @@ pub fn read_schema_files(dir: &Path) -> Result<Vec<SchemaFile>> {
         })?;
         for file in read_dir(&entry)? {
             let name = file_name(&file)?;
+            if let Some(version) = name
+                .strip_suffix(".migration.json")
+                .and_then(|v| v.parse::<Version>().ok())
+                .filter(|_| file.is_file())
+            {
+                let text = std::fs::read_to_string(&file)
+                    .map_err(Error::io(format!("reading {}", file.display())))?;
+                let migration = serde_json::from_str(&text).map_err(|err| {
+                    Error::NotAllowed(format!("{}: not a migration: {err}", file.display()))
+                })?;
+                migrations.insert((schema_id.clone(), version), (migration, file));
+                continue;
+            }
             let version = name
                 .strip_suffix(".json")
                 .and_then(|v| v.parse::<Version>().ok())
                 .filter(|_| file.is_file())
                 .ok_or_else(|| {
                     Error::NotAllowed(format!(
-                        "{}: expected files named <MAJOR.MINOR.PATCH>.json",
+                        "{}: expected files named <MAJOR.MINOR.PATCH>.json or \
+                         <MAJOR.MINOR.PATCH>.migration.json",
                         file.display()
                     ))
                 })?;
@@ -66,9 +88,22 @@ pub fn read_schema_files(dir: &Path) -> Result<Vec<SchemaFile>> {
                 schema_id: schema_id.clone(),
                 version,
                 definition,
+                migration: None,
                 path: file,
             });
         }
+    }
+    for ((schema_id, version), (migration, path)) in migrations {
+        let Some(file) = files
+            .iter_mut()
+            .find(|f| f.schema_id == schema_id && f.version == version)
+        else {
+            return Err(Error::NotAllowed(format!(
+                "{}: a migration for a version without its {version}.json",
+                path.display()
+            )));
+        };
+        file.migration = Some(migration);
     }
     files.sort_by(|a, b| (&a.schema_id, a.version).cmp(&(&b.schema_id, b.version)));
     Ok(files)
@@ -154,6 +189,9 @@ pub enum DriftKind {
     DefinitionDiffers,
     /// The version is registered but soft-deleted.
     FileForDeletedVersion,
+    /// The version's migration file differs from the migration it was registered with (or it
+    /// was registered without one).
+    MigrationDiffers,
 }
 
 impl SchemaRegistry<'_> {
@@ -205,7 +243,18 @@ impl SchemaRegistry<'_> {
                     Some(DriftKind::FileForDeletedVersion)
                 } else {
                     let stored = self.get(schema_id, Some(file.version), true).await?;
-                    (stored.definition != file.definition).then_some(DriftKind::DefinitionDiffers)
+                    let stored_migration = stored
+                        .migration
+                        .as_ref()
+                        .and_then(|m| Some((m.from, m.operations.as_ref()?)));
+                    let file_migration = file.migration.as_ref().map(|m| (m.from, &m.operations));
+                    if stored.definition != file.definition {
+                        Some(DriftKind::DefinitionDiffers)
+                    } else if file_migration.is_some() && file_migration != stored_migration {
+                        Some(DriftKind::MigrationDiffers)
+                    } else {
+                        None
+                    }
                 };
                 match kind {
                     Some(kind) => plan.drift.push(Drift {
@@ -248,14 +297,17 @@ impl SchemaRegistry<'_> {
         let compiled = plan
             .new
             .iter()
-            .map(|v| self.compile(files, v).map(|c| (v, c)))
+            .map(|v| {
+                let (schema, migration) = self.compile(files, v)?;
+                Ok((v, schema, migration))
+            })
             .collect::<Result<Vec<_>>>()?;
         let fresh = self
-            .fresh(compiled.iter().map(|(v, _)| &v.schema_id))
+            .fresh(compiled.iter().map(|(v, _, _)| &v.schema_id))
             .await?;
         let mut prebuilt = Vec::new();
         let mut applied = Ok(());
-        for (planned, schema) in &compiled {
+        for (planned, schema, _) in &compiled {
             if planned.activate && !fresh.contains(&planned.schema_id) {
                 prebuilt.push(planned.schema_id.clone());
                 applied = PathIndexes::new(self.service, &planned.schema_id)
@@ -296,19 +348,24 @@ impl SchemaRegistry<'_> {
 
     async fn register_all(
         &self,
-        compiled: &[(&PlannedVersion, Arc<CompiledSchema>)],
+        compiled: &[(
+            &PlannedVersion,
+            Arc<CompiledSchema>,
+            Option<SchemaMigration>,
+        )],
         fresh: &BTreeSet<SchemaId>,
     ) -> Result<Vec<SchemaVersion>> {
         let mut client = self.service.client().await?;
         let tx = client.transaction().await?;
         let mut registered = Vec::with_capacity(compiled.len());
-        for (planned, schema) in compiled {
+        for (planned, schema, migration) in compiled {
             registered.push(
                 self.register_in(
                     &tx,
                     &planned.schema_id,
                     planned.version,
                     schema.definition().clone(),
+                    migration.as_ref(),
                     planned.activate,
                     schema,
                     fresh.contains(&planned.schema_id),
@@ -317,7 +374,7 @@ impl SchemaRegistry<'_> {
             );
         }
         tx.commit().await?;
-        for (planned, schema) in compiled {
+        for (planned, schema, _) in compiled {
             self.cache(&planned.schema_id, planned.version, schema);
         }
         Ok(registered)
@@ -337,11 +394,13 @@ impl SchemaRegistry<'_> {
                 match CompiledSchema::compile(&file.definition, self.service.store.schema_limits())
                 {
                     Ok(schema) => {
+                        let migration = file.migration.clone().map(SchemaMigration::Operations);
                         self.register_in(
                             &savepoint,
                             &file.schema_id,
                             file.version,
                             file.definition.clone(),
+                            migration.as_ref(),
                             activate,
                             &Arc::new(schema),
                             fresh.contains(&file.schema_id),
@@ -378,15 +437,17 @@ impl SchemaRegistry<'_> {
         &self,
         files: &[SchemaFile],
         planned: &PlannedVersion,
-    ) -> Result<Arc<CompiledSchema>> {
+    ) -> Result<(Arc<CompiledSchema>, Option<SchemaMigration>)> {
         let file = files
             .iter()
             .find(|f| f.schema_id == planned.schema_id && f.version == planned.version)
             .expect("planned versions come from the files");
-        Ok(Arc::new(CompiledSchema::compile(
-            &file.definition,
-            self.service.store.schema_limits(),
-        )?))
+        let compiled =
+            CompiledSchema::compile(&file.definition, self.service.store.schema_limits())?;
+        Ok((
+            Arc::new(compiled),
+            file.migration.clone().map(SchemaMigration::Operations),
+        ))
     }
 }
 

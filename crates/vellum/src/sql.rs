@@ -20,6 +20,11 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     ),
     (4, "queries", include_str!("sql/0004_queries.sql")),
     (5, "outbox", include_str!("sql/0005_outbox.sql")),
+    (
+        6,
+        "schema migrations",
+        include_str!("sql/0006_schema_migrations.sql"),
+    ),
 ];
 
 const SERVICE_DDL: &str = include_str!("sql/service.sql");

@@ -13,7 +13,7 @@ use tokio_postgres::NoTls;
 use vellum_core::{CompiledSchema, SchemaId, ServiceName, Version, schema::SchemaLimits};
 
 use crate::{
-    Error, Result, RunningCluster, Service,
+    Error, MigrationFn, Result, RunningCluster, Service,
     events::Notifier,
     migrate,
     sql::{self, ServiceIdents},
@@ -73,6 +73,8 @@ struct Inner {
     options: StoreOptions,
     /// Schema versions are immutable, so a compiled validator is valid forever.
     validators: RwLock<HashMap<(ServiceName, SchemaId, Version), Arc<CompiledSchema>>>,
+    /// The Rust migrations installed in this process, by the version they lead to.
+    migration_fns: RwLock<HashMap<(ServiceName, SchemaId, Version), MigrationFn>>,
     /// The key that signs query cursors, shared by every store on the database.
     cursor_key: Vec<u8>,
     /// Kept so an embedded cluster started by this process stops when the last clone drops.
@@ -147,6 +149,7 @@ impl Store {
                 counters: UowCounters::default(),
                 options,
                 validators: RwLock::default(),
+                migration_fns: RwLock::default(),
                 cursor_key,
                 _cluster: cluster,
             }),
@@ -304,5 +307,30 @@ impl Store {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(key, schema);
+    }
+
+    /// The Rust migration to `key.2` installed in this process, if any.
+    pub(crate) fn migration_fn(
+        &self,
+        key: &(ServiceName, SchemaId, Version),
+    ) -> Option<MigrationFn> {
+        self.inner
+            .migration_fns
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    pub(crate) fn install_migration_fn(
+        &self,
+        key: (ServiceName, SchemaId, Version),
+        function: MigrationFn,
+    ) {
+        self.inner
+            .migration_fns
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, function);
     }
 }

@@ -214,6 +214,7 @@ mod tests_statement;
 pub use compile::{CompiledQuery, QueryContext, RowKeys, SqlParam, compile};
 pub use filter::{Condition, Filter, Operator};
 pub use order::{Direction, OrderBy, OrderKey};
+pub(crate) use path::pointer_of;
 pub use path::{JsonPath, ValueKind, value_kind};
 
 /// The page size when a query names none.

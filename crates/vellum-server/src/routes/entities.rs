@@ -15,7 +15,7 @@ use vellum::{
     Entity, HistoryEntry, SchemaId, Scope, ServiceName, UowOptions, Version, WriteOptions,
 };
 
-use super::responses::{ConditionalWriteErrors, ReadErrors, WriteErrors};
+use super::responses::{ConditionalWriteErrors, EntityReadErrors, ReadErrors, WriteErrors};
 use crate::{
     AppState,
     auth::Caller,
@@ -82,7 +82,16 @@ pub(crate) struct ReadQuery {
     version: Option<Version>,
     /// Read the entity as it was at this time (RFC 3339).
     as_of: Option<DateTime<Utc>>,
+    /// Present the entity version read as this registered version of its schema: the payload
+    /// is migrated (forward or back, composing the registered migrations) and validated, and
+    /// `schema_version` is this one; the stored schema version is in the
+    /// `Vellum-Stored-Schema-Version` header. Combines with `version` and `as_of`.
+    schema_version: Option<Version>,
 }
+
+/// The header that names the schema version an entity is stored under, when it is presented
+/// as another one (`?schema_version=`).
+const STORED_SCHEMA_VERSION: &str = "vellum-stored-schema-version";
 
 /// Create an entity. The body is the document; it is validated against the active schema
 /// version. Answers 201 with the stored version, `ETag` (the entity version) and `Location`.
@@ -118,13 +127,19 @@ pub(crate) async fn create(
 }
 
 /// Read an entity: the current version, a given `version`, or the version current `as_of` a
-/// time. A deleted entity is 404 unless read by version.
+/// time. A deleted entity is 404 unless read by version. With `schema_version`, the version
+/// read is presented as that registered version of its schema (SPEC §4.3); 409
+/// `not-convertible` when no chain of migrations leads there (a lossy migration on the way
+/// back), a migration fails on the document, or the result does not satisfy that version
+/// (with its violations).
 #[utoipa::path(
     get, path = "/v1/{service}/entities/{schema_id}/{id}", tag = "entities", operation_id = "get_entity",
     params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path), ("id" = Uuid, Path), ReadQuery),
     responses((status = 200, description = "The entity version", body = Entity,
-               headers(("ETag" = String, description = "The quoted entity version"))),
-              ReadErrors),
+               headers(("ETag" = String, description = "The quoted entity version"),
+                       ("Vellum-Stored-Schema-Version" = String,
+                        description = "With schema_version: the schema version the entity version is stored under"))),
+              EntityReadErrors),
     security(("bearer" = []))
 )]
 pub(crate) async fn get(
@@ -145,7 +160,16 @@ pub(crate) async fn get(
         (None, Some(as_of)) => handle.get_as_of(&schema_id, id, as_of).await?,
         (None, None) => handle.get(&schema_id, id).await?,
     };
-    Ok(entity_response(&entity).into_response())
+    let Some(schema_version) = query.schema_version else {
+        return Ok(entity_response(&entity).into_response());
+    };
+    let stored = entity.schema_version;
+    let presented = handle.present_as(entity, schema_version).await?;
+    let mut response = entity_response(&presented).into_response();
+    response
+        .headers_mut()
+        .insert(STORED_SCHEMA_VERSION, header_value(&stored.to_string()));
+    Ok(response)
 }
 
 /// Replace an entity's document, writing a new version. With `If-Match: "<entity_version>"`

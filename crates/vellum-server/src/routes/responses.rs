@@ -33,12 +33,13 @@ fn responses(statuses: &[u16]) -> BTreeMap<String, RefOr<Response>> {
                 404 => "No such service, entity type, version or entity",
                 409 => {
                     "Conflict: stale version, already exists, not allowed in the current state, \
-                     or an incompatible schema version (with its changes)"
+                     an incompatible schema version (with its changes), or an entity that \
+                     cannot be presented as the schema version asked for"
                 }
                 412 => "If-Match names a version that is not the current one",
                 413 => "Request body larger than the configured limit",
                 415 => "Body is not JSON",
-                422 => "Document or schema definition invalid; every violation listed",
+                422 => "Document, schema definition or migration invalid; every violation listed",
                 503 => "Timed out, or the database is unreachable",
                 _ => "Error",
             };
@@ -53,6 +54,15 @@ pub(crate) struct ReadErrors;
 impl IntoResponses for ReadErrors {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         responses(&[400, 401, 403, 404, 503])
+    }
+}
+
+/// Errors of reading an entity, which may be presented as another schema version (409).
+pub(crate) struct EntityReadErrors;
+
+impl IntoResponses for EntityReadErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        responses(&[400, 401, 403, 404, 409, 503])
     }
 }
 

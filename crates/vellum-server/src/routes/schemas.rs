@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use vellum::{
-    CheckReport, CompatibilityMode, SchemaId, SchemaSummary, SchemaVersion, SchemaVersionInfo,
-    Scope, ServiceName, Version,
+    CheckReport, CompatibilityMode, Migration, SchemaId, SchemaSummary, SchemaVersion,
+    SchemaVersionInfo, Scope, ServiceName, Version,
 };
 
 use super::responses::{ReadErrors, StateChangeErrors, WriteErrors};
@@ -29,6 +29,12 @@ pub(crate) struct RegisterRequest {
     /// Make this version the one writes use (the first version of a schema id always is).
     #[serde(default)]
     activate: bool,
+    /// Required for a version that starts a new major line above another one, refused
+    /// otherwise: the migration from a registered version (`from`) of the previous major line.
+    /// Before registering, it is applied to up to 1000 current documents of that line and each
+    /// result validated against `definition` (422 `invalid-migration` with samples if one
+    /// fails).
+    migration: Option<Migration>,
 }
 
 /// A candidate schema version to check.
@@ -40,6 +46,10 @@ pub(crate) struct CheckRequest {
     /// The JSON Schema (draft 2020-12).
     #[schema(value_type = Object)]
     definition: Value,
+    /// The migration it would be registered with (a new major version): checked like
+    /// registration checks it, and applied to the documents of the major line it comes from
+    /// before they are validated.
+    migration: Option<Migration>,
 }
 
 /// The compatibility mode to set.
@@ -87,7 +97,10 @@ pub(crate) async fn list(
 /// Register a schema version. The first version of a schema id becomes active and creates the
 /// entity type's table. A later version is classified against its predecessor and refused with
 /// 409 `incompatible-schema`, listing the changes, when its declared bump is smaller than the
-/// change or its compatibility mode refuses it; the answer carries the `assessment`.
+/// change or its compatibility mode refuses it; the answer carries the `assessment`. A version
+/// that starts a new major line comes with a `migration` (declarative operations on JSON
+/// Pointers: rename, add, remove, set, cast, map), refused with 422 `invalid-migration` when it
+/// is missing, comes from the wrong version, or turns current documents into invalid ones.
 #[utoipa::path(
     post, path = "/v1/{service}/schemas/{schema_id}", tag = "schemas",
     params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path)),
@@ -103,23 +116,39 @@ pub(crate) async fn register(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(&service, Scope::Schema)?;
     let handle = state.service(&service).await?;
-    let registered = handle
-        .schemas()
-        .register(
-            &schema_id,
-            request.version,
-            request.definition,
-            request.activate,
-        )
-        .await?;
+    let registry = handle.schemas();
+    let registered = match request.migration {
+        Some(migration) => {
+            registry
+                .register_with_migration(
+                    &schema_id,
+                    request.version,
+                    request.definition,
+                    migration,
+                    request.activate,
+                )
+                .await?
+        }
+        None => {
+            registry
+                .register(
+                    &schema_id,
+                    request.version,
+                    request.definition,
+                    request.activate,
+                )
+                .await?
+        }
+    };
     Ok((StatusCode::CREATED, Json(registered)))
 }
 
 /// Check a candidate version without registering it: whether registration would be accepted,
 /// its classification against the predecessor under the compatibility mode (`changes`,
 /// `class`, `declared`, `compatible`, `incompatibility`), and how many current documents it
-/// would refuse, with samples. The definition must be a valid schema (else 422, as for
-/// registration).
+/// would refuse, with samples. With a `migration`, the documents of the major line it comes
+/// from are migrated before they are validated. The definition must be a valid schema (else
+/// 422, as for registration).
 #[utoipa::path(
     post, path = "/v1/{service}/schemas/{schema_id}/check", tag = "schemas",
     params(("service" = ServiceName, Path), ("schema_id" = SchemaId, Path)),
@@ -138,7 +167,12 @@ pub(crate) async fn check(
     Ok(Json(
         handle
             .schemas()
-            .check(&schema_id, request.version, &request.definition)
+            .check_with_migration(
+                &schema_id,
+                request.version,
+                &request.definition,
+                request.migration.map(Into::into),
+            )
             .await?,
     ))
 }

@@ -79,6 +79,7 @@ pub(crate) enum OpKind {
 /// extra one is 422 naming the operation. `expected_version` makes the write conditional.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = TransactionOperation)]
 pub(crate) struct Operation {
     /// What the operation does.
     op: OpKind,

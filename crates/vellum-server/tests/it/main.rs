@@ -11,6 +11,7 @@ mod api;
 mod auth;
 mod bad_input;
 mod entities;
+mod migrations;
 mod openapi;
 mod query;
 mod schemas;

@@ -140,6 +140,30 @@ async fn operations_document_their_errors_and_security() {
     ] {
         assert!(entity.get(field).is_some(), "Entity schema lacks {field}");
     }
+    // Reading as another schema version: the parameter, its header and its 409.
+    let get = &doc["paths"]["/v1/{service}/entities/{schema_id}/{id}"]["get"];
+    let parameters: Vec<&str> = get["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    for name in ["version", "as_of", "schema_version"] {
+        assert!(parameters.contains(&name), "GET entity lacks {name}");
+    }
+    assert!(get["responses"]["409"].is_object());
+    assert!(get["responses"]["200"]["headers"]["Vellum-Stored-Schema-Version"].is_object());
+    // Registering with a migration: the grammar of the operations is described.
+    let schemas = &doc["components"]["schemas"];
+    assert!(schemas["RegisterRequest"]["properties"]["migration"].is_object());
+    let operation = serde_json::to_string(&schemas["Operation"]).unwrap();
+    for op in ["rename", "add", "remove", "set", "cast", "map"] {
+        assert!(
+            operation.contains(&format!("\"{op}\"")),
+            "Operation lacks {op}"
+        );
+    }
+    assert!(schemas["Problem"]["properties"]["samples"].is_object());
     let problem = doc["components"]["schemas"]["Problem"].clone();
     assert_eq!(
         problem["properties"]["violations"]["type"],

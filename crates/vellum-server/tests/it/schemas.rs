@@ -153,7 +153,8 @@ async fn check_reports_the_documents_a_candidate_would_refuse() {
             Method::POST,
             "/v1/orders/schemas/sales_order/check",
             Some(ADMIN),
-            Some(json!({"version": "2.0.0", "definition": candidate})),
+            Some(json!({"version": "2.0.0", "definition": candidate,
+                        "migration": {"from": "1.0.0", "operations": []}})),
         )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{:#}", reply.body);
@@ -232,7 +233,8 @@ async fn an_incompatible_version_is_refused_with_its_changes_and_nothing_registe
             Method::POST,
             base,
             Some(ADMIN),
-            Some(json!({"version": "2.0.0", "definition": stricter})),
+            Some(json!({"version": "2.0.0", "definition": stricter,
+                        "migration": {"from": "1.0.0", "operations": []}})),
         )
         .await;
     assert_eq!(major.status, StatusCode::CREATED, "{:#}", major.body);

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use vellum::{Bump, ChangeClass, ChangeKind, CompatibilityMode, Error, SchemaId, Version};
 
-use crate::fixtures::{Fixture, id, order_schema, v};
+use crate::fixtures::{Fixture, id, identity, order_schema, v};
 
 fn with_required_total() -> Value {
     let mut schema = order_schema();
@@ -86,7 +86,13 @@ async fn a_bump_smaller_than_the_change_is_refused_with_the_changes_and_nothing_
         .unwrap_err();
     assert!(matches!(minor, Error::IncompatibleSchema { .. }), "{minor}");
     let major = registry
-        .register(&order, v("2.0.0"), with_required_total(), false)
+        .register_with_migration(
+            &order,
+            v("2.0.0"),
+            with_required_total(),
+            identity("1.0.0"),
+            false,
+        )
         .await
         .unwrap();
     let assessment = major.assessment.unwrap();
@@ -205,7 +211,13 @@ async fn each_mode_allows_what_it_promises_and_refuses_the_rest() {
             .unwrap_or_else(|e| panic!("{mode}: {e}"));
         // A new major is exempt from the mode, whatever it changes.
         let registered = registry
-            .register(&schema_id, v("2.0.0"), status(&["closed"]), false)
+            .register_with_migration(
+                &schema_id,
+                v("2.0.0"),
+                status(&["closed"]),
+                identity("1.0.0"),
+                false,
+            )
             .await
             .unwrap_or_else(|e| panic!("{mode}: {e}"));
         assert_eq!(registered.assessment.unwrap().class, ChangeClass::Major);
@@ -308,8 +320,23 @@ async fn a_check_classifies_like_registration_and_registers_nothing() {
         .unwrap_err();
     assert_eq!(report.registration_problems, [registered.to_string()]);
 
-    let major = registry
+    // A major version without its migration: the refusal registration gives.
+    let without = registry
         .check(&order, v("2.0.0"), &with_required_total())
+        .await
+        .unwrap();
+    let refused = registry
+        .register(&order, v("2.0.0"), with_required_total(), false)
+        .await
+        .unwrap_err();
+    assert_eq!(without.registration_problems, [refused.to_string()]);
+    let major = registry
+        .check_with_migration(
+            &order,
+            v("2.0.0"),
+            &with_required_total(),
+            Some(identity("1.0.0").into()),
+        )
         .await
         .unwrap();
     assert!(major.assessment.compatible);

@@ -4,7 +4,7 @@ use serde_json::json;
 use uuid::Uuid;
 use vellum::{Error, WriteOptions};
 
-use crate::fixtures::{Fixture, id, order_schema, v};
+use crate::fixtures::{Fixture, id, identity, order_schema, v};
 
 #[tokio::test]
 async fn entity_versions_follow_the_schema_versions_they_are_written_under() {
@@ -54,7 +54,7 @@ async fn entity_versions_follow_the_schema_versions_they_are_written_under() {
     expected.push(("1.2.0", "1.1.0"));
     // A new major: major bump.
     registry
-        .register(&order, v("2.0.0"), order_schema(), true)
+        .register_with_migration(&order, v("2.0.0"), order_schema(), identity("1.1.0"), true)
         .await
         .unwrap();
     write(6).await;
@@ -139,9 +139,13 @@ async fn writes_may_name_an_older_schema_version_of_the_active_major_only() {
     assert_eq!(active.schema_version, v("1.1.0"));
     uow.commit().await.unwrap();
 
+    // 2.0.0 requires a customer again: its migration names the anonymous ones.
+    let migration = serde_json::from_value::<vellum::Migration>(json!({"from": "1.1.0",
+        "operations": [{"op": "map", "path": "/customer", "values": {"": "(none)"}}]}))
+    .unwrap();
     f.service
         .schemas()
-        .register(&order, v("2.0.0"), order_schema(), true)
+        .register_with_migration(&order, v("2.0.0"), order_schema(), migration, true)
         .await
         .unwrap();
     let mut uow = f.service.begin("alice").await.unwrap();

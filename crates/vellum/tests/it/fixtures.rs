@@ -19,6 +19,12 @@ pub(crate) fn id(text: &str) -> SchemaId {
     SchemaId::new(text).unwrap()
 }
 
+/// A migration from `from` that leaves documents as they are: enough for a new major version
+/// whose definition every current document satisfies.
+pub(crate) fn identity(from: &str) -> vellum::Migration {
+    vellum::Migration::new(v(from), Vec::new()).unwrap()
+}
+
 /// The order schema most tests use: customer required, optional total and lines.
 pub(crate) fn order_schema() -> Value {
     json!({

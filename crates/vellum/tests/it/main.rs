@@ -8,6 +8,7 @@ mod fixtures;
 mod health;
 mod import;
 mod indexes;
+mod migrations;
 mod nats;
 mod queries;
 mod queries_hostile;

@@ -634,10 +634,15 @@ async fn date_time_paths_tolerate_documents_of_older_versions() {
     }
     uow.commit().await.unwrap();
     // A new major version types the path as a date-time and indexes it: the index is built
-    // over the old documents too.
+    // over the old documents too, which stay as written under 1.0.0 (its migration moves the
+    // old text aside, so that migrated documents satisfy 2.0.0).
     let typed = json!({"type": "string", "format": "date-time", "x-vellum-index": true});
+    let migration = serde_json::from_value::<vellum::Migration>(json!({
+        "from": "1.0.0", "operations": [{"op": "rename", "from": "/at", "to": "/at_text"}]
+    }))
+    .unwrap();
     registry
-        .register(&id("event"), v("2.0.0"), schema(typed), true)
+        .register_with_migration(&id("event"), v("2.0.0"), schema(typed), migration, true)
         .await
         .unwrap();
     let query: Query = serde_json::from_value(

@@ -3,7 +3,7 @@
 use serde_json::json;
 use vellum::Error;
 
-use crate::fixtures::{Fixture, id, order_schema, v};
+use crate::fixtures::{Fixture, id, identity, order_schema, v};
 
 #[tokio::test]
 async fn first_version_is_active_and_later_ones_only_when_asked() {
@@ -69,7 +69,7 @@ async fn versions_must_grow_within_their_major_and_never_repeat() {
         .await
         .unwrap();
     registry
-        .register(&order, v("2.0.0"), order_schema(), false)
+        .register_with_migration(&order, v("2.0.0"), order_schema(), identity("1.3.0"), false)
         .await
         .unwrap();
 
@@ -266,7 +266,12 @@ async fn a_check_validates_every_current_document_against_the_candidate_and_regi
     let report = f
         .service
         .schemas()
-        .check(&order, v("2.0.0"), &stricter)
+        .check_with_migration(
+            &order,
+            v("2.0.0"),
+            &stricter,
+            Some(identity("1.0.0").into()),
+        )
         .await
         .unwrap();
     assert!(report.registration_problems.is_empty());

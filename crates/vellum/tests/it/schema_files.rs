@@ -178,3 +178,90 @@ async fn misnamed_files_are_refused_with_their_path() {
     let err = read_schema_files(dir.path()).unwrap_err().to_string();
     assert!(err.contains("not a schema id"), "{err}");
 }
+
+#[tokio::test]
+async fn a_major_version_file_comes_with_its_migration_file() {
+    let f = Fixture::empty().await;
+    let registry = f.service.schemas();
+    let dir = SchemaDir::new();
+    dir.write("person", "1.0.0", &person(None));
+    registry
+        .apply(&read_schema_files(dir.path()).unwrap(), true)
+        .await
+        .unwrap();
+    let mut uow = f.service.begin("alice").await.unwrap();
+    let ada = uow
+        .create(
+            &id("person"),
+            json!({"name": "Ada"}),
+            vellum::WriteOptions::default(),
+        )
+        .await
+        .unwrap()
+        .entity_id;
+    uow.commit().await.unwrap();
+
+    let renamed = json!({"type": "object", "required": ["full_name"],
+                         "properties": {"full_name": {"type": "string"}}});
+    dir.write("person", "2.0.0", &renamed);
+    // Without its migration file, the plan says registration would refuse the major version.
+    let plan = registry
+        .plan(&read_schema_files(dir.path()).unwrap(), true)
+        .await
+        .unwrap();
+    assert!(plan.is_blocked());
+    let problem = plan.new[0].problem.as_deref().unwrap();
+    assert!(
+        problem.contains("must be registered with a migration"),
+        "{problem}"
+    );
+
+    let migration = json!({"from": "1.0.0", "operations": [
+        {"op": "rename", "from": "/name", "to": "/full_name"}]});
+    std::fs::write(
+        dir.path().join("person/2.0.0.migration.json"),
+        migration.to_string(),
+    )
+    .unwrap();
+    let files = read_schema_files(dir.path()).unwrap();
+    assert_eq!(
+        serde_json::to_value(files[1].migration.as_ref().unwrap()).unwrap(),
+        migration
+    );
+    let plan = registry.plan(&files, true).await.unwrap();
+    assert!(!plan.is_blocked(), "{plan:?}");
+    let applied = registry.apply(&files, true).await.unwrap();
+    assert_eq!(applied[0].migration.as_ref().unwrap().from, v("1.0.0"));
+    let read = f
+        .service
+        .get_as_schema_version(&id("person"), ada, v("2.0.0"))
+        .await
+        .unwrap();
+    assert_eq!(read.payload, json!({"full_name": "Ada"}));
+
+    // A changed migration file of a registered version is drift.
+    std::fs::write(
+        dir.path().join("person/2.0.0.migration.json"),
+        json!({"from": "1.0.0", "operations": []}).to_string(),
+    )
+    .unwrap();
+    let plan = registry
+        .plan(&read_schema_files(dir.path()).unwrap(), true)
+        .await
+        .unwrap();
+    let drift: Vec<_> = plan.drift.iter().map(|d| d.kind).collect();
+    assert_eq!(drift, [DriftKind::MigrationDiffers]);
+
+    // A migration file without its version file is refused with its path.
+    std::fs::write(
+        dir.path().join("person/3.0.0.migration.json"),
+        migration.to_string(),
+    )
+    .unwrap();
+    let err = read_schema_files(dir.path()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("3.0.0.migration.json: a migration for a version without its 3.0.0.json"),
+        "{err}"
+    );
+}
