@@ -78,6 +78,9 @@ pub(crate) enum Command {
     /// Create, read, update, delete entities and read their history.
     #[command(subcommand)]
     Entity(EntityCommand),
+    /// Bring stored entities to a new major schema version (see docs/schema-evolution.md).
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
     /// Measure vellum against hand-written SQL on the same PostgreSQL (see docs/BENCHMARKS.md).
     ///
     /// Runs in a fresh database it creates and drops. Prints a table (or JSON with --json) of
@@ -432,6 +435,33 @@ pub(crate) struct SchemaFilesArgs {
     /// schema id becomes active when it is greater than every registered one).
     #[arg(long)]
     pub(crate) no_activate: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MigrateCommand {
+    /// Migrate every active entity of a type stored under another major line to VERSION, in
+    /// chunks, online (writers keep working), resumable (run it again after a kill); each
+    /// migrated entity gets a new version, one unit of work per chunk, attributed to the
+    /// migration. Entities that cannot be migrated are reported and left untouched (exit 5).
+    /// VERSION must be in the active major line: activate it first.
+    Run {
+        /// The service.
+        service: ServiceName,
+        /// The entity type.
+        schema_id: SchemaId,
+        /// The target schema version.
+        #[arg(long)]
+        to: Version,
+        /// Entities per unit of work.
+        #[arg(long, default_value_t = 500)]
+        chunk_size: usize,
+        /// Migrate and validate in memory and report, writing nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Who the migration's units of work are recorded under.
+        #[arg(long, env = "VELLUM_ACTOR", default_value = "vellum-migrate")]
+        actor: String,
+    },
 }
 
 /// The arguments of `vellum entity query`.

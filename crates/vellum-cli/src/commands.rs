@@ -14,7 +14,8 @@ use vellum::{
 };
 
 use crate::args::{
-    Cli, Command, DbCommand, EntityCommand, QueryArgs, SchemaCommand, ServiceCommand,
+    Cli, Command, DbCommand, EntityCommand, MigrateCommand, QueryArgs, SchemaCommand,
+    ServiceCommand,
 };
 
 /// Runs a parsed command line and prints its result as JSON on stdout.
@@ -86,6 +87,26 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
                     None => return Ok(()),
                 },
                 Command::Entity(command) => entity(&store, command).await?,
+                Command::Migrate(MigrateCommand::Run {
+                    service,
+                    schema_id,
+                    to,
+                    chunk_size,
+                    dry_run,
+                    actor,
+                }) => {
+                    let service = open_service(&store, &service).await?;
+                    let mut options = vellum::MigrationJobOptions::default();
+                    (options.chunk_size, options.dry_run, options.actor) =
+                        (chunk_size, dry_run, actor);
+                    let report = crate::migrate::run(&service, &schema_id, to, options).await?;
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                    return if report.failed > 0 {
+                        Err(crate::CheckRefused::Migration(report.failed).into())
+                    } else {
+                        Ok(())
+                    };
+                }
                 Command::Db(_) | Command::Serve(_) | Command::Bench(_) | Command::Relay(_) => {
                     unreachable!("handled above")
                 }

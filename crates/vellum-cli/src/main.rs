@@ -4,6 +4,7 @@ mod args;
 mod bench;
 mod commands;
 mod import;
+mod migrate;
 mod relay;
 mod serve;
 mod telemetry;
@@ -114,6 +115,8 @@ pub(crate) enum CheckRefused {
     Documents(u64),
     /// The plan has drift or a version registration would refuse (exit code 4).
     Plan,
+    /// A migration run left entities it could not migrate (exit code 5).
+    Migration(u64),
 }
 
 impl CheckRefused {
@@ -130,7 +133,7 @@ impl CheckRefused {
     fn exit_code(&self) -> u8 {
         match self {
             Self::Registration(_) | Self::Plan => 4,
-            Self::Documents(_) => 5,
+            Self::Documents(_) | Self::Migration(_) => 5,
         }
     }
 }
@@ -144,6 +147,11 @@ impl std::fmt::Display for CheckRefused {
             Self::Documents(failing) => write!(
                 f,
                 "{failing} current document(s) do not match it (see the samples in the report)"
+            ),
+            Self::Migration(failed) => write!(
+                f,
+                "{failed} entities could not be migrated and were left untouched (see the samples \
+                 in the report)"
             ),
             Self::Plan => write!(
                 f,

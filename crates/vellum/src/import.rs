@@ -13,6 +13,7 @@ use crate::{
     indexes::unique_pointer,
     service::{STAMP_LOCK_CLASS, STAMP_SLOTS},
     sql,
+    store::InTransaction,
     uow::{reference_checks, stamp_sql},
 };
 
@@ -91,6 +92,7 @@ impl Service {
         let stamp = client
             .prepare_cached(&stamp_sql(&self.idents.fixed("units_of_work")))
             .await?;
+        let client = InTransaction::new(client);
         client
             .batch_execute(&format!(
                 "BEGIN ISOLATION LEVEL READ COMMITTED; {}",
@@ -178,6 +180,7 @@ impl Service {
             Ok(imported) => {
                 // Like autovacuum would, a while later: a query planned on statistics from
                 // before the import can pick a plan that is only good for few rows.
+                let client = client.settled();
                 if imported.count >= ANALYZE_AFTER
                     && (table_rows < 0.0 || imported.count as f32 >= table_rows / 10.0)
                 {
@@ -186,9 +189,10 @@ impl Service {
                 Ok(imported)
             }
             Err(err) => {
-                // The connection goes back to the pool only if it is clean.
-                if client.batch_execute("ROLLBACK").await.is_err() {
-                    drop(deadpool_postgres::Object::take(client));
+                // The connection goes back to the pool only if it is clean; dropped unsettled,
+                // the guard closes it.
+                if client.batch_execute("ROLLBACK").await.is_ok() {
+                    drop(client.settled());
                 }
                 Err(self.import_error(schema_id, &schema, err))
             }

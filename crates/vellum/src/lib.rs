@@ -60,6 +60,7 @@ mod import;
 mod indexes;
 mod migrate;
 mod migration_fn;
+mod migration_job;
 mod migrations;
 mod migrator;
 pub mod query;
@@ -85,6 +86,9 @@ pub use events::{
 pub use health::PoolStatus;
 pub use import::Imported;
 pub use migration_fn::{MigrateDocument, MigrationFn, SchemaMigration};
+pub use migration_job::{
+    FailedMigration, MIGRATION_SAMPLES, MigrationJobOptions, MigrationProgress, MigrationReport,
+};
 pub use migrations::{MIGRATION_CHECKED_DOCUMENTS, MigrationInfo};
 pub use migrator::Migrator;
 pub use query::Page;

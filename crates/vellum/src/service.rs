@@ -203,7 +203,9 @@ impl Service {
 
     /// Runs one read-only statement under the service role, in one round trip: `BEGIN; SET
     /// LOCAL ROLE` (and the statement timeout), the optional stamp barrier, the statement and
-    /// `COMMIT` are pipelined.
+    /// `COMMIT` are pipelined. All of them are sent in the first poll of the `join!`, so a read
+    /// cancelled at any point still ends its transaction on the server before the connection
+    /// serves anything else (test `a_cancelled_read_does_not_leak_its_transaction`).
     async fn read(
         &self,
         schema_id: &SchemaId,

@@ -334,3 +334,41 @@ impl Store {
             .insert(key, function);
     }
 }
+
+/// A pooled connection with a transaction in flight. Dropped before
+/// [`settled`](InTransaction::settled) (its future cancelled between `BEGIN` and the end of the
+/// transaction), it is closed rather than returned to the pool, so no other request finds it
+/// inside that transaction, under a service role. The server rolls back what it had begun.
+pub(crate) struct InTransaction {
+    client: Option<Object>,
+}
+
+impl InTransaction {
+    pub(crate) fn new(client: Object) -> Self {
+        Self {
+            client: Some(client),
+        }
+    }
+
+    /// The transaction has ended (committed or rolled back): the connection may go back to the
+    /// pool.
+    pub(crate) fn settled(mut self) -> Object {
+        self.client.take().expect("held until settled or dropped")
+    }
+}
+
+impl std::ops::Deref for InTransaction {
+    type Target = Object;
+
+    fn deref(&self) -> &Object {
+        self.client.as_ref().expect("held until settled or dropped")
+    }
+}
+
+impl Drop for InTransaction {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            drop(Object::take(client));
+        }
+    }
+}

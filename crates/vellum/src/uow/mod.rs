@@ -546,11 +546,13 @@ impl UnitOfWork {
         if self.in_transaction {
             return client.query(&stmt, params).await.map_err(map);
         }
+        // Set before BEGIN is sent: a unit of work dropped while it is in flight must roll back
+        // before its connection goes back to the pool.
+        self.in_transaction = true;
         let (begun, rows) = tokio::join!(
             client.batch_execute(&self.begin_sql),
             client.query(&stmt, params)
         );
-        self.in_transaction = true;
         begun?;
         rows.map_err(map)
     }
@@ -568,11 +570,12 @@ impl UnitOfWork {
         let result = if self.in_transaction {
             client.query(sql, params).await
         } else {
+            // Before BEGIN is sent, as in `query`.
+            self.in_transaction = true;
             let (begun, rows) = tokio::join!(
                 client.batch_execute(&self.begin_sql),
                 client.query(sql, params)
             );
-            self.in_transaction = true;
             begun.and(rows)
         };
         let result = result.map_err(|err| match sql::db_error(&err) {

@@ -1,5 +1,6 @@
 //! Integration tests of the vellum library against a real PostgreSQL.
 
+mod cancellation;
 mod compatibility;
 mod embedded;
 mod entities;
@@ -8,6 +9,7 @@ mod fixtures;
 mod health;
 mod import;
 mod indexes;
+mod migration_job;
 mod migrations;
 mod nats;
 mod queries;

@@ -1,0 +1,109 @@
+//! Futures dropped in the middle of a transaction (a client gone, a request timed out) leave no
+//! pooled connection inside that transaction, under a service role.
+
+use futures_util::FutureExt;
+use serde_json::json;
+use vellum::{ServiceName, Store, StoreOptions, WriteOptions};
+
+use crate::fixtures::{Fixture, id, v};
+
+/// A store with a single pooled connection, so the next operation gets the very connection the
+/// cancelled one used.
+async fn one_connection(f: &Fixture) -> (Store, vellum::Service) {
+    let mut options = StoreOptions::default();
+    options.pool_size = 1;
+    let store = Store::connect(f.db.config(), options).await.unwrap();
+    let service = store
+        .service(&ServiceName::new("orders").unwrap())
+        .await
+        .unwrap();
+    (store, service)
+}
+
+/// Polls `future` once (far enough to send its first statements) and drops it.
+fn cancel_after_first_poll<F: std::future::Future>(future: F) {
+    let polled_once = future.now_or_never();
+    assert!(
+        polled_once.is_none(),
+        "the operation was expected to be in flight"
+    );
+}
+
+/// No session of the database is left inside a transaction.
+async fn nothing_idle_in_transaction(f: &Fixture) {
+    let admin = f.admin().await;
+    let idle: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        idle, 0,
+        "a pooled connection was left inside its transaction"
+    );
+}
+
+/// What only vellum's own role may do: list services (the service roles cannot read them).
+async fn owner_works(store: &Store) {
+    let services = store.services().await.expect("the connection is clean");
+    assert_eq!(services.len(), 1);
+}
+
+#[tokio::test]
+async fn a_cancelled_read_does_not_leak_its_transaction() {
+    let f = Fixture::new().await;
+    let staged = f.create_order(json!({"customer": "ACME"})).await;
+    let (store, service) = one_connection(&f).await;
+    let order = id("sales_order");
+    // Once for the statement cache, so the cancelled call gets as far as its BEGIN.
+    service.get(&order, staged.entity_id).await.unwrap();
+    for _ in 0..5 {
+        cancel_after_first_poll(service.get(&order, staged.entity_id));
+        nothing_idle_in_transaction(&f).await;
+        owner_works(&store).await;
+        assert_eq!(
+            service
+                .get(&order, staged.entity_id)
+                .await
+                .unwrap()
+                .entity_id,
+            staged.entity_id
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_unit_of_work_dropped_in_its_first_statement_rolls_back() {
+    let f = Fixture::new().await;
+    let staged = f.create_order(json!({"customer": "ACME"})).await;
+    let (store, service) = one_connection(&f).await;
+    let order = id("sales_order");
+    // Once in full for the statement cache, so the cancelled reads get as far as their BEGIN.
+    let mut uow = service.begin("alice").await.unwrap();
+    uow.get(&order, staged.entity_id).await.unwrap();
+    uow.rollback().await.unwrap();
+    for _ in 0..5 {
+        let mut uow = service.begin("alice").await.unwrap();
+        // The first read sends BEGIN and SET LOCAL ROLE with it.
+        cancel_after_first_poll(uow.get(&order, staged.entity_id));
+        drop(uow);
+        // The rollback of a dropped unit of work runs on its own task: wait for it.
+        tokio::task::yield_now().await;
+        owner_works(&store).await;
+        nothing_idle_in_transaction(&f).await;
+    }
+    let mut uow = service.begin("alice").await.unwrap();
+    uow.update(
+        &order,
+        staged.entity_id,
+        json!({"customer": "ACME", "total": 3}),
+        WriteOptions::expect(v("1.0.0")),
+    )
+    .await
+    .unwrap();
+    uow.commit().await.unwrap();
+}
