@@ -64,6 +64,9 @@ pub struct MigrationReport {
     pub failed: u64,
     /// Up to [`MIGRATION_SAMPLES`] of them, with why.
     pub samples: Vec<FailedMigration>,
+    /// Active entities still under another major line when the run ended: the failed ones,
+    /// and any a writer held locked through the last pass (run again to migrate those).
+    pub pending_at_end: u64,
 }
 
 /// An entity a migration left untouched, and why.
@@ -149,6 +152,7 @@ impl SchemaRegistry<'_> {
             migrated: 0,
             failed: 0,
             samples: Vec::new(),
+            pending_at_end: 0,
         };
         let mut failed: HashSet<Uuid> = HashSet::new();
         // Passes until one finds nothing to migrate: a later pass picks up entities that were
@@ -190,6 +194,7 @@ impl SchemaRegistry<'_> {
                 break;
             }
         }
+        report.pending_at_end = self.pending_migration(schema_id, to).await?;
         Ok(report)
     }
 

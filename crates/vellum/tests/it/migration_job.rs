@@ -252,7 +252,10 @@ async fn a_dry_run_writes_nothing_and_failures_are_left_untouched() {
         )
         .await
         .unwrap();
-    assert_eq!((report.migrated, report.failed), (294, 6));
+    assert_eq!(
+        (report.migrated, report.failed, report.pending_at_end),
+        (294, 6, 6)
+    );
     assert_eq!(report.samples.len(), 6);
     assert!(
         report.samples[0].reason.contains("/status"),
