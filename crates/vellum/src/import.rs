@@ -80,15 +80,15 @@ impl Service {
         options.check()?;
         let (schema_version, schema) = self.active_version(schema_id).await?;
         let client = self.client().await?;
+        let table = self.idents.entity_table(schema_id);
         let table_rows: f32 = client
             .query_one(
                 "SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)",
-                &[&self.idents.entity_table(schema_id)],
+                &[&table],
             )
             .await?
             .try_get(0)?;
         let uow_id = Uuid::now_v7();
-        let table = self.idents.entity_table(schema_id);
         let stamp = client
             .prepare_cached(&stamp_sql(&self.idents.fixed("units_of_work")))
             .await?;

@@ -39,13 +39,13 @@ impl<'a> PathIndexes<'a> {
         client: &impl GenericClient,
         schema: &CompiledSchema,
     ) -> Result<()> {
+        let mut analyze = false;
         for index in &schema.annotations().indexes {
             let ddl = self.ddl(client, index, false).await?;
-            for statement in std::iter::once(&ddl.index).chain(&ddl.statistics) {
-                client.batch_execute(statement).await?;
-            }
+            client.batch_execute(&ddl.index).await?;
+            analyze |= self.create_statistics(client, &ddl).await?;
         }
-        Ok(())
+        self.analyze(client, analyze).await
     }
 
     /// Builds, without blocking writers, the indexes `schema` wants that the table lacks (and
@@ -66,6 +66,7 @@ impl<'a> PathIndexes<'a> {
         schema: &CompiledSchema,
     ) -> Result<()> {
         let existing = self.existing(client).await?;
+        let mut analyze = false;
         for index in &schema.annotations().indexes {
             let name = sql::path_index_name(self.schema_id, index);
             match existing.iter().find(|(n, _)| *n == name) {
@@ -89,14 +90,37 @@ impl<'a> PathIndexes<'a> {
                     _ => err.into(),
                 });
             }
-            for statement in &ddl.statistics {
-                client.batch_execute(statement).await?;
-            }
+            analyze |= self.create_statistics(client, &ddl).await?;
             tracing::info!(
                 service = %self.service.name, schema_id = %self.schema_id,
                 pointer = %index.pointer, unique = index.unique, index = %name,
                 "path index built"
             );
+        }
+        self.analyze(client, analyze).await
+    }
+
+    /// Creates the expression statistics of an index, where the server has them; says whether
+    /// it did.
+    async fn create_statistics(&self, client: &impl GenericClient, ddl: &IndexDdl) -> Result<bool> {
+        match &ddl.statistics {
+            Some(statement) => {
+                client.batch_execute(statement).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Fills new expression statistics: one `ANALYZE` of the table for all of them.
+    async fn analyze(&self, client: &impl GenericClient, wanted: bool) -> Result<()> {
+        if wanted {
+            client
+                .batch_execute(&format!(
+                    "ANALYZE {}",
+                    self.service.idents.entity_table(self.schema_id)
+                ))
+                .await?;
         }
         Ok(())
     }
@@ -203,8 +227,8 @@ impl<'a> PathIndexes<'a> {
         Ok(())
     }
 
-    /// The statements that create the index: the index itself, then (on PostgreSQL 14 and
-    /// later) statistics on its expression and an `ANALYZE` of the table to fill them.
+    /// The statements that create the index: the index itself, and (on PostgreSQL 14 and later)
+    /// statistics on its expression.
     async fn ddl(
         &self,
         client: &impl GenericClient,
@@ -224,21 +248,9 @@ impl<'a> PathIndexes<'a> {
             &statistics,
         ];
         let row = client.query_one(sql::PATH_INDEX_DDL, &params).await?;
-        let mut statistics = Vec::new();
-        let expression_statistics: bool = client
-            .query_one(sql::EXPRESSION_STATISTICS, &[])
-            .await?
-            .try_get(0)?;
-        if expression_statistics {
-            statistics.push(row.try_get(1)?);
-            statistics.push(format!(
-                "ANALYZE {}",
-                self.service.idents.entity_table(self.schema_id)
-            ));
-        }
         Ok(IndexDdl {
             index: row.try_get(0)?,
-            statistics,
+            statistics: row.try_get(1)?,
         })
     }
 }
@@ -246,7 +258,7 @@ impl<'a> PathIndexes<'a> {
 /// The statements that make one path index.
 struct IndexDdl {
     index: String,
-    statistics: Vec<String>,
+    statistics: Option<String>,
 }
 
 /// Whether `name` is one [`sql::path_index_name`] makes: the prefix and 16 hex digits.

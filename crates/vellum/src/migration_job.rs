@@ -85,6 +85,11 @@ pub struct FailedMigration {
 /// How many failed entities a [`MigrationReport`] shows.
 pub const MIGRATION_SAMPLES: usize = 20;
 
+/// The active entities stored under another major line than `$1`: what a migration run
+/// migrates.
+const PENDING: &str = "e.is_active AND e.deleted_at IS NULL \
+     AND split_part(e.schema_version, '.', 1)::int <> $1";
+
 /// One active entity that needs migrating.
 struct Pending {
     entity_id: Uuid,
@@ -101,9 +106,7 @@ impl SchemaRegistry<'_> {
         let row = client
             .query_one(
                 &format!(
-                    "SELECT count(*) FROM {} e
-                     WHERE e.is_active AND e.deleted_at IS NULL
-                       AND split_part(e.schema_version, '.', 1)::int <> $1",
+                    "SELECT count(*) FROM {} e WHERE {PENDING}",
                     self.service.idents.entity_table(schema_id)
                 ),
                 &[&(to.major as i32)],
@@ -222,14 +225,10 @@ impl SchemaRegistry<'_> {
             .raw()
             .query(
                 &format!(
-                    "SELECT e.entity_id, e.entity_version, e.schema_version, e.payload FROM {} e
-                     WHERE e.is_active AND e.deleted_at IS NULL AND e.entity_id > $1
-                       AND split_part(e.schema_version, '.', 1)::int <> $2
-                     ORDER BY e.entity_id LIMIT $3
-                     FOR UPDATE SKIP LOCKED",
-                    self.service.idents.entity_table(schema_id)
+                    "{} FOR UPDATE SKIP LOCKED",
+                    self.pending_chunk_sql(schema_id)
                 ),
-                &[&after, &(to.major as i32), &(limit as i64)],
+                &[&(to.major as i32), &after, &(limit as i64)],
             )
             .await?;
         let chunk = rows.iter().map(pending).collect::<Result<Vec<_>>>()?;
@@ -250,6 +249,16 @@ impl SchemaRegistry<'_> {
         Ok(Some((last, migrated.len() as u64)))
     }
 
+    /// The next chunk of entities needing migration: `$1` the target major, `$2` the entity id
+    /// to read after, `$3` the chunk size.
+    fn pending_chunk_sql(&self, schema_id: &SchemaId) -> String {
+        format!(
+            "SELECT e.entity_id, e.entity_version, e.schema_version, e.payload FROM {} e
+             WHERE {PENDING} AND e.entity_id > $2 ORDER BY e.entity_id LIMIT $3",
+            self.service.idents.entity_table(schema_id)
+        )
+    }
+
     /// Up to `limit` active entities after `after` (in entity id order) stored under another
     /// major line than `to`.
     async fn pending_chunk(
@@ -262,14 +271,8 @@ impl SchemaRegistry<'_> {
         let client = self.service.client().await?;
         let rows = client
             .query(
-                &format!(
-                    "SELECT e.entity_id, e.entity_version, e.schema_version, e.payload FROM {} e
-                     WHERE e.is_active AND e.deleted_at IS NULL AND e.entity_id > $1
-                       AND split_part(e.schema_version, '.', 1)::int <> $2
-                     ORDER BY e.entity_id LIMIT $3",
-                    self.service.idents.entity_table(schema_id)
-                ),
-                &[&after, &(to.major as i32), &(limit as i64)],
+                &self.pending_chunk_sql(schema_id),
+                &[&(to.major as i32), &after, &(limit as i64)],
             )
             .await?;
         rows.iter().map(pending).collect()

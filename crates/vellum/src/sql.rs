@@ -179,13 +179,11 @@ SELECT format(
     CASE WHEN $1 THEN 'UNIQUE' ELSE '' END,
     CASE WHEN $2 THEN 'CONCURRENTLY' ELSE '' END,
     $3::text, $4::text, $5::text, expression),
+    -- Expression statistics exist from PostgreSQL 14 on; NULL before.
+    CASE WHEN current_setting('server_version_num')::int >= 140000 THEN
     format('CREATE STATISTICS IF NOT EXISTS %I.%I ON (%s), (jsonb_typeof(payload #> %L::text[])) FROM %I.%I',
-           $4::text, $8::text, expression, $7::text[], $4::text, $5::text)
+           $4::text, $8::text, expression, $7::text[], $4::text, $5::text) END
 FROM path";
-
-/// Whether the server takes `CREATE STATISTICS` on one expression (PostgreSQL 14 and later).
-pub(crate) const EXPRESSION_STATISTICS: &str =
-    "SELECT current_setting('server_version_num')::int >= 140000";
 
 /// The name of the expression statistics that go with the path index `index`.
 pub(crate) fn path_statistics_name(index: &str) -> String {
