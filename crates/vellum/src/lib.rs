@@ -63,6 +63,7 @@ mod migration_fn;
 mod migration_job;
 mod migrations;
 mod migrator;
+mod pool;
 pub mod query;
 mod raw;
 mod read_as;

@@ -160,6 +160,7 @@ impl<'a> SchemaRegistry<'a> {
             )
             .await?;
         tx.commit().await?;
+        self.service.store.forget_active(&self.service.name);
         if let Some(SchemaMigration::Function(function)) = migration {
             self.service.store.install_migration_fn(
                 (self.service.name.clone(), schema_id.clone(), version),
@@ -460,6 +461,7 @@ impl<'a> SchemaRegistry<'a> {
             )
             .await?;
         tx.commit().await?;
+        self.service.store.forget_active(&self.service.name);
         info_from_row(&row)
     }
 
@@ -490,6 +492,7 @@ impl<'a> SchemaRegistry<'a> {
             )
             .await?;
         tx.commit().await?;
+        self.service.store.forget_active(&self.service.name);
         info_from_row(&row)
     }
 

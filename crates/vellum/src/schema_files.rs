@@ -374,6 +374,7 @@ impl SchemaRegistry<'_> {
             );
         }
         tx.commit().await?;
+        self.service.store.forget_active(&self.service.name);
         for (planned, schema, _) in compiled {
             self.cache(&planned.schema_id, planned.version, schema);
         }

@@ -39,16 +39,24 @@ pub struct Service {
     pub(crate) name: ServiceName,
     pub(crate) idents: ServiceIdents,
     pub(crate) lock_key: i32,
+    /// The settings batch that puts a session under this service for its plain reads.
+    read_session: String,
 }
 
 impl Service {
     pub(crate) fn new(store: Store, name: ServiceName, lock_key: i32) -> Self {
         let idents = ServiceIdents::new(&name);
+        let mut read_session = idents.set_session_role();
+        if let Some(timeout) = store.statement_timeout() {
+            read_session.push_str("; ");
+            read_session.push_str(&crate::sql::set_session_statement_timeout(timeout));
+        }
         Self {
             store,
             name,
             idents,
             lock_key,
+            read_session,
         }
     }
 
@@ -78,7 +86,7 @@ impl Service {
             "SELECT {COLUMNS} FROM {} e WHERE e.entity_id = $1 AND e.is_active AND e.deleted_at IS NULL",
             self.idents.entity_table(schema_id)
         );
-        let rows = self.read(schema_id, &sql, &[&entity_id], false).await?;
+        let rows = self.read(schema_id, &sql, &[&entity_id]).await?;
         one_entity(rows, schema_id, entity_id)
     }
 
@@ -94,7 +102,7 @@ impl Service {
             self.idents.entity_table(schema_id)
         );
         let rows = self
-            .read(schema_id, &sql, &[&entity_id, &version.to_string()], false)
+            .read(schema_id, &sql, &[&entity_id, &version.to_string()])
             .await?;
         rows.first()
             .map(Entity::from_row)
@@ -122,7 +130,7 @@ impl Service {
             self.idents.entity_table(schema_id)
         );
         let rows = self
-            .read(schema_id, &sql, &[&entity_id, &as_of], true)
+            .read_in_transaction(schema_id, &sql, &[&entity_id, &as_of], true, false)
             .await?;
         let entity = one_entity(rows, schema_id, entity_id)?;
         match entity.deleted_at {
@@ -141,7 +149,7 @@ impl Service {
              WHERE e.entity_id = ANY($1) AND e.is_active AND e.deleted_at IS NULL",
             self.idents.entity_table(schema_id)
         );
-        let rows = self.read(schema_id, &sql, &[&entity_ids], false).await?;
+        let rows = self.read(schema_id, &sql, &[&entity_ids]).await?;
         let order: HashMap<Uuid, usize> = entity_ids
             .iter()
             .enumerate()
@@ -171,7 +179,7 @@ impl Service {
             self.idents.entity_table(schema_id),
             uow = self.idents.fixed("units_of_work"),
         );
-        let rows = self.read(schema_id, &sql, &[&entity_id], false).await?;
+        let rows = self.read(schema_id, &sql, &[&entity_id]).await?;
         if rows.is_empty() {
             return Err(Error::NotFound {
                 what: format!("entity {schema_id}/{entity_id}"),
@@ -201,19 +209,27 @@ impl Service {
         sql
     }
 
-    /// Runs one read-only statement under the service role, in one round trip: `BEGIN; SET
-    /// LOCAL ROLE` (and the statement timeout), the optional stamp barrier, the statement and
-    /// `COMMIT` are pipelined. All of them are sent in the first poll of the `join!`, so a read
-    /// cancelled at any point still ends its transaction on the server before the connection
-    /// serves anything else (test `a_cancelled_read_does_not_leak_its_transaction`).
+    /// Runs one statement that only reads, under the service role, in one round trip and with
+    /// no transaction around it: the pooled session is put under the service's role (and the
+    /// store's statement timeout) with `SET ROLE`, pipelined before the statement, and stays
+    /// there for the next read of the service on that connection, which then sends the
+    /// statement alone. Every other use of a pooled connection resets the session first
+    /// ([`Store::client`]). One statement sees one snapshot, so it needs no transaction.
     async fn read(
         &self,
         schema_id: &SchemaId,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
-        barrier: bool,
     ) -> Result<Vec<Row>> {
-        self.read_with(schema_id, sql, params, barrier, false).await
+        let client = self.service_client().await?;
+        let sessions = self.store.sessions();
+        sessions
+            .read_under(&client, &self.read_session, sql, params)
+            .await
+            .map_err(|err| {
+                sessions.forget_closed(&client);
+                self.map_read_error(err, schema_id)
+            })
     }
 
     /// Runs a compiled query like [`Service::read`], planned for its parameter values
@@ -228,10 +244,17 @@ impl Service {
         params: &[&(dyn ToSql + Sync)],
         barrier: bool,
     ) -> Result<Vec<Row>> {
-        self.read_with(schema_id, sql, params, barrier, true).await
+        self.read_in_transaction(schema_id, sql, params, barrier, true)
+            .await
     }
 
-    async fn read_with(
+    /// Runs one read-only statement under the service role in a transaction of its own, in one
+    /// round trip: `BEGIN; SET LOCAL ROLE` (and the statement timeout), the optional stamp
+    /// barrier, the statement and `COMMIT` are pipelined. All of them are sent in the first poll
+    /// of the `join!`, so a read cancelled at any point still ends its transaction on the server
+    /// before the connection serves anything else (test
+    /// `a_cancelled_read_does_not_leak_its_transaction`).
+    async fn read_in_transaction(
         &self,
         schema_id: &SchemaId,
         sql: &str,
@@ -239,7 +262,7 @@ impl Service {
         barrier: bool,
         custom_plans: bool,
     ) -> Result<Vec<Row>> {
-        let client = self.store.client().await?;
+        let client = self.service_client().await?;
         if custom_plans && client.statement_cache.size() > QUERY_STATEMENTS {
             client.statement_cache.clear();
         }
@@ -289,20 +312,14 @@ impl Service {
         &self,
         schema_id: &SchemaId,
     ) -> Result<(Version, Arc<CompiledSchema>)> {
-        let client = self.store.client().await?;
-        let stmt = client
-            .prepare_cached(&format!(
-                "SELECT schema_version FROM {} WHERE schema_id = $1 AND is_active",
-                self.idents.fixed("schemas")
-            ))
-            .await?;
-        let row = client
-            .query_opt(&stmt, &[&schema_id.as_str()])
-            .await?
-            .ok_or_else(|| Error::NotFound {
-                what: format!("entity type {schema_id} in service {}", self.name),
-            })?;
-        drop(client);
+        let sql = format!(
+            "SELECT schema_version FROM {} WHERE schema_id = $1 AND is_active",
+            self.idents.fixed("schemas")
+        );
+        let rows = self.read(schema_id, &sql, &[&schema_id.as_str()]).await?;
+        let row = rows.first().ok_or_else(|| Error::NotFound {
+            what: format!("entity type {schema_id} in service {}", self.name),
+        })?;
         let version = crate::entity::parse_stored(row.try_get(0)?)?;
         Ok((version, self.schemas().compiled(schema_id, version).await?))
     }
@@ -318,6 +335,12 @@ impl Service {
 
     pub(crate) async fn client(&self) -> Result<Object> {
         self.store.client().await
+    }
+
+    /// A pooled connection for this service's own reads and transactions (see
+    /// [`Store::service_client`]).
+    pub(crate) async fn service_client(&self) -> Result<Object> {
+        self.store.service_client(&self.read_session).await
     }
 }
 

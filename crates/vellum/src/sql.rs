@@ -25,6 +25,11 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "schema migrations",
         include_str!("sql/0006_schema_migrations.sql"),
     ),
+    (
+        7,
+        "commit checks",
+        include_str!("sql/0007_commit_checks.sql"),
+    ),
 ];
 
 const SERVICE_DDL: &str = include_str!("sql/service.sql");
@@ -109,6 +114,12 @@ impl ServiceIdents {
     pub(crate) fn set_role(&self) -> String {
         format!("SET LOCAL ROLE {}", self.role)
     }
+
+    /// `SET ROLE` for the whole session: how a service's plain reads run outside a transaction
+    /// (see `pool::Conn::read_under`).
+    pub(crate) fn set_session_role(&self) -> String {
+        format!("SET ROLE {}", self.role)
+    }
 }
 
 /// The PostgreSQL role of a service. Roles are cluster-wide: services of the same name in two
@@ -131,11 +142,20 @@ pub(crate) fn grant_role_to_owner(service: &ServiceName) -> String {
 /// a [`Duration`], never from text. Rounded up, and at least 1 ms: PostgreSQL reads 0 as "no
 /// timeout", the opposite of what a tiny timeout asks for.
 pub(crate) fn set_statement_timeout(timeout: Duration) -> String {
+    format!("SET LOCAL {}", statement_timeout(timeout))
+}
+
+/// `SET statement_timeout` for the whole session, as [`set_statement_timeout`] rounds it.
+pub(crate) fn set_session_statement_timeout(timeout: Duration) -> String {
+    format!("SET {}", statement_timeout(timeout))
+}
+
+fn statement_timeout(timeout: Duration) -> String {
     let millis = timeout
         .as_nanos()
         .div_ceil(1_000_000)
         .clamp(1, i32::MAX as u128);
-    format!("SET LOCAL statement_timeout = '{millis}ms'")
+    format!("statement_timeout = '{millis}ms'")
 }
 
 /// Names of the indexes vellum manages for `x-vellum-index` and `x-vellum-ref` start with this;
@@ -225,6 +245,12 @@ pub(crate) mod state {
     pub(crate) const CONFLICT: &str = "VL002";
     /// Raised by `vellum.expect_reference`: an `x-vellum-ref` names no live entity.
     pub(crate) const INVALID_REFERENCE: &str = "VL003";
+    /// Raised by `vellum.expect_writable_schema`: a write was validated against a schema
+    /// version that is deleted, or outside the active major line, by the time it commits.
+    pub(crate) const SCHEMA_CHANGED: &str = "VL004";
+    /// Raised by `vellum.expect_change_events`: a unit of work left out its entity change
+    /// events, and the service's setting is on.
+    pub(crate) const CHANGE_EVENTS_ON: &str = "VL005";
 }
 
 /// The SQLSTATE and constraint name of a database error, if it came from the server.
@@ -242,6 +268,7 @@ mod tests {
         let table = ids.entity_table(&SchemaId::new("sales_order").unwrap());
         assert_eq!(table, "\"orders\".\"sales_order\"");
         assert_eq!(ids.set_role(), "SET LOCAL ROLE \"vellum_svc_orders\"");
+        assert_eq!(ids.set_session_role(), "SET ROLE \"vellum_svc_orders\"");
     }
 
     #[test]
@@ -256,6 +283,10 @@ mod tests {
             "SET LOCAL statement_timeout = '2ms'"
         );
         assert_eq!(set(Duration::ZERO), "SET LOCAL statement_timeout = '1ms'");
+        assert_eq!(
+            set_session_statement_timeout(Duration::from_micros(1500)),
+            "SET statement_timeout = '2ms'"
+        );
         assert_eq!(
             set(Duration::from_secs(u64::MAX)),
             format!("SET LOCAL statement_timeout = '{}ms'", i32::MAX)

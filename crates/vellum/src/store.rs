@@ -16,6 +16,7 @@ use crate::{
     Error, MigrationFn, Result, RunningCluster, Service,
     events::Notifier,
     migrate,
+    pool::Sessions,
     sql::{self, ServiceIdents},
     uow::UowCounters,
 };
@@ -64,6 +65,8 @@ pub struct Store {
 
 struct Inner {
     pool: Pool,
+    /// Pooled connections whose session a service read left under the service's role.
+    sessions: Sessions,
     /// For connections outside the pool: the outbox listener and relay leaders.
     config: tokio_postgres::Config,
     /// The `LISTEN` connection that wakes outbox readers, started on first use.
@@ -73,6 +76,13 @@ struct Inner {
     options: StoreOptions,
     /// Schema versions are immutable, so a compiled validator is valid forever.
     validators: RwLock<HashMap<(ServiceName, SchemaId, Version), Arc<CompiledSchema>>>,
+    /// The active version of each entity type, as this process last saw it. A unit of work that
+    /// validates against it without reading it checks at commit that it may still write it
+    /// (see `uow::flush`), and refreshes it from that check.
+    active_versions: RwLock<HashMap<(ServiceName, SchemaId), Version>>,
+    /// Each service's `change_events` setting, as this process last saw it; a commit that
+    /// leaves the change events out because of it checks the setting (see `uow::flush`).
+    change_events: RwLock<HashMap<ServiceName, bool>>,
     /// The Rust migrations installed in this process, by the version they lead to.
     migration_fns: RwLock<HashMap<(ServiceName, SchemaId, Version), MigrationFn>>,
     /// The key that signs query cursors, shared by every store on the database.
@@ -144,11 +154,14 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 pool,
+                sessions: Sessions::default(),
                 config,
                 notifier: OnceLock::new(),
                 counters: UowCounters::default(),
                 options,
                 validators: RwLock::default(),
+                active_versions: RwLock::default(),
+                change_events: RwLock::default(),
                 migration_fns: RwLock::default(),
                 cursor_key,
                 _cluster: cluster,
@@ -156,8 +169,26 @@ impl Store {
         })
     }
 
+    /// A pooled connection whose session runs under the login role.
     pub(crate) async fn client(&self) -> Result<Object> {
-        Ok(self.inner.pool.get().await?)
+        let client = self.inner.pool.get().await?;
+        self.inner.sessions.reset(&client).await?;
+        Ok(client)
+    }
+
+    /// A pooled connection for one service's work, whose session is under the login role or
+    /// already under that service's `read_session` settings (see [`Sessions::reset_unless`]).
+    pub(crate) async fn service_client(&self, read_session: &str) -> Result<Object> {
+        let client = self.inner.pool.get().await?;
+        self.inner
+            .sessions
+            .reset_unless(&client, Some(read_session))
+            .await?;
+        Ok(client)
+    }
+
+    pub(crate) fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
     }
 
     pub(crate) fn cursor_key(&self) -> &[u8] {
@@ -307,6 +338,52 @@ impl Store {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(key, schema);
+    }
+
+    /// The active version of an entity type as this process last saw it, if it has.
+    pub(crate) fn cached_active(&self, key: &(ServiceName, SchemaId)) -> Option<Version> {
+        self.inner
+            .active_versions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .copied()
+    }
+
+    pub(crate) fn cache_active(&self, key: (ServiceName, SchemaId), version: Version) {
+        self.inner
+            .active_versions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, version);
+    }
+
+    /// Forgets the active versions seen of a service's entity types: called by every schema
+    /// registry change of this process, so its next write reads them again.
+    pub(crate) fn forget_active(&self, service: &ServiceName) {
+        self.inner
+            .active_versions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(name, _), _| name != service);
+    }
+
+    /// A service's `change_events` setting as this process last saw it, if it has.
+    pub(crate) fn cached_change_events(&self, service: &ServiceName) -> Option<bool> {
+        self.inner
+            .change_events
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(service)
+            .copied()
+    }
+
+    pub(crate) fn cache_change_events(&self, service: ServiceName, on: bool) {
+        self.inner
+            .change_events
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(service, on);
     }
 
     /// The Rust migration to `key.2` installed in this process, if any.

@@ -23,6 +23,7 @@ impl Service {
             self.idents.fixed("event_settings")
         );
         client.execute(&sql, &[&on]).await?;
+        self.store.cache_change_events(self.name.clone(), on);
         Ok(())
     }
 }

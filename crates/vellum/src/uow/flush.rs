@@ -42,6 +42,10 @@ pub(crate) fn stamp_sql(uow_table: &str) -> String {
 enum Stage {
     /// BEGIN, the stamp, COMMIT.
     Control,
+    /// The check that the cached active version of an entity type may still be written.
+    Schema(usize),
+    /// The check of the service's `change_events` setting against what the commit sent.
+    Settings,
     /// The statements of one staged write.
     Op(usize),
     /// The check of one reference of a staged write: the write, the reference.
@@ -98,7 +102,31 @@ impl UnitOfWork {
 
     async fn flush(mut self) -> Result<Committed> {
         self.usable()?;
-        self.state = State::Committing;
+        // Entity change events are left out when this process has seen the setting off; the
+        // commit checks it. A unit of work that had not begun its transaction before the
+        // commit holds all it writes in memory and can send it again.
+        let can_resend = !self.in_transaction;
+        let mut change_rows = !self.events.is_empty()
+            || self.service.store.cached_change_events(&self.service.name) != Some(false);
+        loop {
+            self.state = State::Committing;
+            match self.flush_once(change_rows).await? {
+                Some(committed) => return Ok(committed),
+                None if can_resend && !change_rows => change_rows = true,
+                None => {
+                    return Err(Error::NotAllowed(format!(
+                        "entity change events were turned on for service {} while this unit of \
+                         work committed; it was rolled back, retry it",
+                        self.service.name
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Sends the commit pipeline once, with the entity change events or without them.
+    /// `Ok(None)`: they were left out and the service's setting is on; nothing was written.
+    async fn flush_once(&mut self, change_rows: bool) -> Result<Option<Committed>> {
         let client = self
             .client
             .as_ref()
@@ -159,7 +187,38 @@ impl UnitOfWork {
             statements.push((supersede, client.prepare_cached(&write).await?, checks));
         }
 
-        let outbox = self.outbox_rows();
+        let schema_check = if self.unconfirmed_active.is_empty() {
+            None
+        } else {
+            Some(
+                client
+                    .prepare_cached(&format!(
+                        "SELECT vellum.expect_writable_schema($1, $2,
+                             (SELECT schema_version FROM {schemas}
+                              WHERE schema_id = $1 AND is_active),
+                             (SELECT deleted_at IS NULL FROM {schemas}
+                              WHERE schema_id = $1 AND schema_version = $2))",
+                        schemas = idents.fixed("schemas"),
+                    ))
+                    .await?,
+            )
+        };
+        let unconfirmed: Vec<[String; 2]> = self
+            .unconfirmed_active
+            .iter()
+            .map(|schema_id| {
+                let version = self.active_schemas[schema_id];
+                [schema_id.to_string(), version.to_string()]
+            })
+            .collect();
+
+        let settings_check = client
+            .prepare_cached(&format!(
+                "SELECT vellum.expect_change_events($1, s.change_events) FROM {} s",
+                idents.fixed("event_settings")
+            ))
+            .await?;
+        let outbox = self.outbox_rows(change_rows);
         let outbox_stmt = if outbox.len() > 0 {
             Some(
                 client
@@ -257,6 +316,12 @@ impl UnitOfWork {
             &STAMP_SLOTS,
         ];
         pipeline.push((Stage::Control, run(&stamp, stamp_params)));
+        pipeline.push((Stage::Settings, run(&settings_check, vec![&change_rows])));
+        if let Some(check) = &schema_check {
+            for (index, [schema_id, version]) in unconfirmed.iter().enumerate() {
+                pipeline.push((Stage::Schema(index), run(check, vec![schema_id, version])));
+            }
+        }
         for (index, (op, (supersede, write, checks))) in
             self.ops.iter().zip(&statements).enumerate()
         {
@@ -318,6 +383,13 @@ impl UnitOfWork {
                 // the connection is clean. Otherwise the outcome is unknown and Drop closes it.
                 self.state = State::Done;
             }
+            if matches!(owners[failed], Stage::Settings)
+                && sql::db_error(&err).is_some_and(|(code, _)| code == sql::state::CHANGE_EVENTS_ON)
+            {
+                let name = self.service.name.clone();
+                self.service.store.cache_change_events(name, true);
+                return Ok(None);
+            }
             return Err(match owners[failed] {
                 Stage::Op(index) => self.commit_error(Some((&self.ops[index], None)), err),
                 Stage::Reference(index, i) => {
@@ -325,9 +397,12 @@ impl UnitOfWork {
                     self.commit_error(Some((op, Some(&op.references[i]))), err)
                 }
                 Stage::Outbox => self.outbox_error(err),
+                Stage::Schema(_) => self.schema_error(err),
+                Stage::Settings => err.into(),
                 Stage::Control => self.commit_error(None, err),
             });
         }
+        self.refresh_cached(&owners, &results);
         self.state = State::Done;
         let stamp_index = usize::from(!self.in_transaction);
         let committed_at: DateTime<Utc> = results[stamp_index]
@@ -348,19 +423,69 @@ impl UnitOfWork {
             }
             None => Vec::new(),
         };
-        Ok(Committed {
+        Ok(Some(Committed {
             uow_id: self.uow_id,
             committed_at,
             entities,
             events,
-        })
+        }))
     }
 
-    /// Every event the commit may write: one change event per staged write, then the emitted
-    /// events, in order.
-    fn outbox_rows(&self) -> OutboxRows {
+    /// After a commit: what the checks found (active schema versions, the `change_events`
+    /// setting) is what this process caches. The unit of work has committed by then, so
+    /// nothing here can fail it.
+    fn refresh_cached(
+        &self,
+        owners: &[Stage],
+        results: &[Result<Vec<Row>, tokio_postgres::Error>],
+    ) {
+        let store = &self.service.store;
+        for (owner, result) in owners.iter().zip(results) {
+            let Ok(rows) = result else { continue };
+            match owner {
+                Stage::Schema(index) => {
+                    if let Some(Ok(active)) = rows.first().map(|row| row.try_get::<_, &str>(0))
+                        && let Ok(active) = crate::entity::parse_stored(active)
+                    {
+                        let schema_id = &self.unconfirmed_active[*index];
+                        if active != self.active_schemas[schema_id] {
+                            store.cache_active(
+                                (self.service.name.clone(), schema_id.clone()),
+                                active,
+                            );
+                        }
+                    }
+                }
+                Stage::Settings => {
+                    if let Some(Ok(on)) = rows.first().map(|row| row.try_get::<_, bool>(0)) {
+                        store.cache_change_events(self.service.name.clone(), on);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A write validated against a cached active version that may no longer be written: the
+    /// cache is dropped, so the next unit of work reads the active versions again.
+    fn schema_error(&self, err: tokio_postgres::Error) -> Error {
+        match err.as_db_error() {
+            Some(db) if db.code().code() == sql::state::SCHEMA_CHANGED => {
+                self.service.store.forget_active(&self.service.name);
+                Error::NotAllowed(format!(
+                    "{}; the unit of work was rolled back, retry it",
+                    db.message()
+                ))
+            }
+            _ => err.into(),
+        }
+    }
+
+    /// Every event the commit may write: one change event per staged write (with `change_rows`),
+    /// then the emitted events, in order.
+    fn outbox_rows(&self, change_rows: bool) -> OutboxRows {
         let mut rows = OutboxRows::default();
-        for op in &self.ops {
+        for op in self.ops.iter().filter(|_| change_rows) {
             let event_type = match op.kind {
                 OpKind::Create => "entity.created",
                 OpKind::Update => "entity.updated",

@@ -96,6 +96,10 @@ pub struct UnitOfWork {
     events: Vec<Event>,
     current: HashMap<(SchemaId, Uuid), Current>,
     active_schemas: HashMap<SchemaId, Version>,
+    /// Entity types whose active version came from the store's cache rather than from this
+    /// transaction: the commit checks that each may still be written, and with the active
+    /// version in the same line (`vellum.expect_writable_schema`), in the same round trip.
+    unconfirmed_active: Vec<SchemaId>,
     /// Schema versions this unit of work has checked are live, with their validators.
     schemas: HashMap<(SchemaId, Version), Arc<CompiledSchema>>,
 }
@@ -115,7 +119,7 @@ impl std::fmt::Debug for UnitOfWork {
 impl UnitOfWork {
     pub(crate) async fn begin(service: Service, options: UowOptions) -> Result<Self> {
         options.check()?;
-        let client = service.client().await?;
+        let client = service.service_client().await?;
         let begin_sql = service.begin_sql("BEGIN ISOLATION LEVEL READ COMMITTED");
         Ok(Self {
             service,
@@ -130,6 +134,7 @@ impl UnitOfWork {
             events: Vec::new(),
             current: HashMap::new(),
             active_schemas: HashMap::new(),
+            unconfirmed_active: Vec::new(),
             schemas: HashMap::new(),
         })
     }

@@ -57,10 +57,18 @@ impl UnitOfWork {
         })
     }
 
-    /// The active version of a schema id, read once per unit of work.
+    /// The active version of a schema id, once per unit of work: as this process last saw it
+    /// (to be confirmed at commit: `unconfirmed_active`), or read in the
+    /// transaction.
     async fn active_schema(&mut self, schema_id: &SchemaId) -> Result<Version> {
         if let Some(version) = self.active_schemas.get(schema_id) {
             return Ok(*version);
+        }
+        let key = (self.service.name.clone(), schema_id.clone());
+        if let Some(version) = self.service.store.cached_active(&key) {
+            self.active_schemas.insert(schema_id.clone(), version);
+            self.unconfirmed_active.push(schema_id.clone());
+            return Ok(version);
         }
         let sql = format!(
             "SELECT schema_version FROM {} WHERE schema_id = $1 AND is_active",
@@ -74,6 +82,7 @@ impl UnitOfWork {
         };
         let version = parse_stored(row.try_get(0)?)?;
         self.active_schemas.insert(schema_id.clone(), version);
+        self.service.store.cache_active(key, version);
         Ok(version)
     }
 

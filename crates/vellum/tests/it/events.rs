@@ -260,6 +260,66 @@ async fn change_events_follow_the_service_setting() {
 }
 
 #[tokio::test]
+async fn change_events_turned_on_by_another_process_are_written_from_the_next_commit() {
+    let f = Fixture::new().await;
+    let order = id("sales_order");
+    // This process commits once with the setting off, and remembers it.
+    f.create_order(json!({"customer": "A"})).await;
+    f.other_process()
+        .await
+        .set_change_events(true)
+        .await
+        .unwrap();
+
+    // A unit of work that only writes is sent again with its change event.
+    let mut uow = f.service.begin("alice").await.unwrap();
+    let created = uow
+        .create(&order, json!({"customer": "B"}), WriteOptions::default())
+        .await
+        .unwrap();
+    let committed = uow.commit().await.unwrap();
+    assert_eq!(committed.events.len(), 1);
+    assert_eq!(committed.events[0].event_type, "entity.created");
+    assert_eq!(
+        committed.events[0].aggregate_id,
+        created.entity_id.to_string()
+    );
+    assert_eq!(outbox_rows(&f).await, 1);
+    assert_eq!(f.create_order(json!({"customer": "C"})).await.revision, 1);
+    assert_eq!(outbox_rows(&f).await, 2);
+}
+
+#[tokio::test]
+async fn a_unit_of_work_that_read_before_change_events_were_turned_on_is_refused_whole() {
+    let f = Fixture::new().await;
+    let order = id("sales_order");
+    let existing = f.create_order(json!({"customer": "A"})).await;
+    f.other_process()
+        .await
+        .set_change_events(true)
+        .await
+        .unwrap();
+
+    // Its transaction began with the read, so its commit cannot be sent again.
+    let mut uow = f.service.begin("alice").await.unwrap();
+    uow.get(&order, existing.entity_id).await.unwrap();
+    let created = uow
+        .create(&order, json!({"customer": "B"}), WriteOptions::default())
+        .await
+        .unwrap();
+    let err = uow.commit().await.unwrap_err();
+    assert!(
+        matches!(&err, vellum::Error::NotAllowed(msg) if msg.contains("change events were turned on")),
+        "{err}"
+    );
+    assert!(f.service.get(&order, created.entity_id).await.is_err());
+    assert_eq!(outbox_rows(&f).await, 0);
+    // The retry writes the entity and its event.
+    f.create_order(json!({"customer": "B"})).await;
+    assert_eq!(outbox_rows(&f).await, 1);
+}
+
+#[tokio::test]
 async fn the_outbox_is_append_only_for_everyone() {
     let f = Fixture::new().await;
     let mut uow = f.service.begin("alice").await.unwrap();

@@ -83,6 +83,14 @@ impl Fixture {
         staged
     }
 
+    /// The fixture's service opened by a second store: another process of the application.
+    pub(crate) async fn other_process(&self) -> vellum::Service {
+        let store = Store::connect(self.db.config(), StoreOptions::default())
+            .await
+            .unwrap();
+        store.service(self.service.name()).await.unwrap()
+    }
+
     /// A plain connection as the database owner, for what a user could do by hand.
     pub(crate) async fn admin(&self) -> tokio_postgres::Client {
         let (client, connection) = self

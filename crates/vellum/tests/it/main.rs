@@ -17,6 +17,7 @@ mod queries_hostile;
 mod references;
 mod registry;
 mod relay;
+mod schema_cache;
 mod schema_files;
 mod services;
 mod statement_timeout;
