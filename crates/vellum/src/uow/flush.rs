@@ -37,15 +37,41 @@ pub(crate) fn stamp_sql(uow_table: &str) -> String {
     )
 }
 
+/// A unit of work's commit stamp ([`stamp_sql`]) with the checks of what the process cached,
+/// in the same statement: `vellum.expect_change_events($8, setting)` (`$8`: whether the entity
+/// change events were sent) and `vellum.expect_writable_schema` for each entity type whose
+/// active version came from the cache (`$9` schema ids, `$10` versions). Returns the commit
+/// time, the `change_events` setting, and the active version of each checked type, in order.
+fn checked_stamp_sql(idents: &sql::ServiceIdents) -> String {
+    format!(
+        "WITH checked AS MATERIALIZED (
+             SELECT vellum.expect_change_events($8, s.change_events) AS change_events,
+                    ARRAY(SELECT vellum.expect_writable_schema(c.schema_id, c.version,
+                                                               a.schema_version,
+                                                               v.deleted_at IS NULL)
+                          FROM unnest($9::text[], $10::text[]) WITH ORDINALITY
+                               AS c(schema_id, version, ord)
+                          LEFT JOIN {schemas} a ON a.schema_id = c.schema_id AND a.is_active
+                          LEFT JOIN {schemas} v ON v.schema_id = c.schema_id
+                                                AND v.schema_version = c.version
+                          ORDER BY c.ord) AS active
+             FROM {settings} s),
+         stamped AS ({stamp})
+         SELECT stamped.committed_at, checked.change_events, checked.active
+         FROM stamped, checked",
+        schemas = idents.fixed("schemas"),
+        settings = idents.fixed("event_settings"),
+        stamp = stamp_sql(&idents.fixed("units_of_work")),
+    )
+}
+
 /// What a pipeline stage belongs to, to name the cause of a failure.
 #[derive(Debug, Clone, Copy)]
 enum Stage {
-    /// BEGIN, the stamp, COMMIT.
+    /// BEGIN, COMMIT.
     Control,
-    /// The check that the cached active version of an entity type may still be written.
-    Schema(usize),
-    /// The check of the service's `change_events` setting against what the commit sent.
-    Settings,
+    /// The commit stamp and the checks of what the process cached.
+    Stamp,
     /// The statements of one staged write.
     Op(usize),
     /// The check of one reference of a staged write: the write, the reference.
@@ -133,7 +159,7 @@ impl UnitOfWork {
             .expect("a unit of work holds its connection until it ends");
         let idents = &self.service.idents;
         let uow_table = idents.fixed("units_of_work");
-        let stamp = client.prepare_cached(&stamp_sql(&uow_table)).await?;
+        let stamp = client.prepare_cached(&checked_stamp_sql(idents)).await?;
         let mut statements = Vec::with_capacity(self.ops.len() * 2);
         for op in &self.ops {
             let table = idents.entity_table(&op.schema_id);
@@ -187,37 +213,14 @@ impl UnitOfWork {
             statements.push((supersede, client.prepare_cached(&write).await?, checks));
         }
 
-        let schema_check = if self.unconfirmed_active.is_empty() {
-            None
-        } else {
-            Some(
-                client
-                    .prepare_cached(&format!(
-                        "SELECT vellum.expect_writable_schema($1, $2,
-                             (SELECT schema_version FROM {schemas}
-                              WHERE schema_id = $1 AND is_active),
-                             (SELECT deleted_at IS NULL FROM {schemas}
-                              WHERE schema_id = $1 AND schema_version = $2))",
-                        schemas = idents.fixed("schemas"),
-                    ))
-                    .await?,
-            )
-        };
-        let unconfirmed: Vec<[String; 2]> = self
+        let (unconfirmed_ids, unconfirmed_versions): (Vec<String>, Vec<String>) = self
             .unconfirmed_active
             .iter()
             .map(|schema_id| {
                 let version = self.active_schemas[schema_id];
-                [schema_id.to_string(), version.to_string()]
+                (schema_id.to_string(), version.to_string())
             })
-            .collect();
-
-        let settings_check = client
-            .prepare_cached(&format!(
-                "SELECT vellum.expect_change_events($1, s.change_events) FROM {} s",
-                idents.fixed("event_settings")
-            ))
-            .await?;
+            .unzip();
         let outbox = self.outbox_rows(change_rows);
         let outbox_stmt = if outbox.len() > 0 {
             Some(
@@ -314,14 +317,11 @@ impl UnitOfWork {
             &STAMP_LOCK_CLASS,
             &self.service.lock_key,
             &STAMP_SLOTS,
+            &change_rows,
+            &unconfirmed_ids,
+            &unconfirmed_versions,
         ];
-        pipeline.push((Stage::Control, run(&stamp, stamp_params)));
-        pipeline.push((Stage::Settings, run(&settings_check, vec![&change_rows])));
-        if let Some(check) = &schema_check {
-            for (index, [schema_id, version]) in unconfirmed.iter().enumerate() {
-                pipeline.push((Stage::Schema(index), run(check, vec![schema_id, version])));
-            }
-        }
+        pipeline.push((Stage::Stamp, run(&stamp, stamp_params)));
         for (index, (op, (supersede, write, checks))) in
             self.ops.iter().zip(&statements).enumerate()
         {
@@ -383,8 +383,8 @@ impl UnitOfWork {
                 // the connection is clean. Otherwise the outcome is unknown and Drop closes it.
                 self.state = State::Done;
             }
-            if matches!(owners[failed], Stage::Settings)
-                && sql::db_error(&err).is_some_and(|(code, _)| code == sql::state::CHANGE_EVENTS_ON)
+            let code = sql::db_error(&err).map(|(code, _)| code);
+            if matches!(owners[failed], Stage::Stamp) && code == Some(sql::state::CHANGE_EVENTS_ON)
             {
                 let name = self.service.name.clone();
                 self.service.store.cache_change_events(name, true);
@@ -397,21 +397,19 @@ impl UnitOfWork {
                     self.commit_error(Some((op, Some(&op.references[i]))), err)
                 }
                 Stage::Outbox => self.outbox_error(err),
-                Stage::Schema(_) => self.schema_error(err),
-                Stage::Settings => err.into(),
+                Stage::Stamp => self.stamp_error(err),
                 Stage::Control => self.commit_error(None, err),
             });
         }
-        self.refresh_cached(&owners, &results);
         self.state = State::Done;
-        let stamp_index = usize::from(!self.in_transaction);
-        let committed_at: DateTime<Utc> = results[stamp_index]
-            .as_ref()
-            .ok()
+        let stamp_row = owners
+            .iter()
+            .position(|o| matches!(o, Stage::Stamp))
+            .and_then(|index| results[index].as_ref().ok())
             .and_then(|rows| rows.first())
-            .map(|row| row.try_get(0))
-            .transpose()?
             .ok_or_else(|| Error::Corrupt("commit stamp missing".into()))?;
+        let committed_at: DateTime<Utc> = stamp_row.try_get(0)?;
+        self.refresh_cached(stamp_row);
         debug!(%committed_at, "unit of work committed");
         let entities = self.committed_entities(committed_at);
         let events = match owners.iter().position(|o| matches!(o, Stage::Outbox)) {
@@ -431,44 +429,30 @@ impl UnitOfWork {
         }))
     }
 
-    /// After a commit: what the checks found (active schema versions, the `change_events`
-    /// setting) is what this process caches. The unit of work has committed by then, so
-    /// nothing here can fail it.
-    fn refresh_cached(
-        &self,
-        owners: &[Stage],
-        results: &[Result<Vec<Row>, tokio_postgres::Error>],
-    ) {
+    /// After a commit: what the stamp's checks found (the `change_events` setting, the active
+    /// version of each type checked) is what this process caches. The unit of work has
+    /// committed by then, so nothing here can fail it.
+    fn refresh_cached(&self, stamp_row: &Row) {
         let store = &self.service.store;
-        for (owner, result) in owners.iter().zip(results) {
-            let Ok(rows) = result else { continue };
-            match owner {
-                Stage::Schema(index) => {
-                    if let Some(Ok(active)) = rows.first().map(|row| row.try_get::<_, &str>(0))
-                        && let Ok(active) = crate::entity::parse_stored(active)
-                    {
-                        let schema_id = &self.unconfirmed_active[*index];
-                        if active != self.active_schemas[schema_id] {
-                            store.cache_active(
-                                (self.service.name.clone(), schema_id.clone()),
-                                active,
-                            );
-                        }
-                    }
-                }
-                Stage::Settings => {
-                    if let Some(Ok(on)) = rows.first().map(|row| row.try_get::<_, bool>(0)) {
-                        store.cache_change_events(self.service.name.clone(), on);
-                    }
-                }
-                _ => {}
+        if let Ok(on) = stamp_row.try_get::<_, bool>(1) {
+            store.cache_change_events(self.service.name.clone(), on);
+        }
+        let Ok(active) = stamp_row.try_get::<_, Vec<&str>>(2) else {
+            return;
+        };
+        for (schema_id, active) in self.unconfirmed_active.iter().zip(active) {
+            if let Ok(active) = crate::entity::parse_stored(active)
+                && active != self.active_schemas[schema_id]
+            {
+                store.cache_active((self.service.name.clone(), schema_id.clone()), active);
             }
         }
     }
 
-    /// A write validated against a cached active version that may no longer be written: the
-    /// cache is dropped, so the next unit of work reads the active versions again.
-    fn schema_error(&self, err: tokio_postgres::Error) -> Error {
+    /// The stamp failed. A write validated against a cached active version that may no longer
+    /// be written: the cache is dropped, so the next unit of work reads the active versions
+    /// again.
+    fn stamp_error(&self, err: tokio_postgres::Error) -> Error {
         match err.as_db_error() {
             Some(db) if db.code().code() == sql::state::SCHEMA_CHANGED => {
                 self.service.store.forget_active(&self.service.name);
