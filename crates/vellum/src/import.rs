@@ -11,7 +11,7 @@ use crate::{
     Error, Result, Service, UowOptions,
     events::NOTIFY_CHANNEL,
     indexes::unique_pointer,
-    service::{STAMP_LOCK_CLASS, STAMP_SLOTS},
+    service::STAMP_LOCK_CLASS,
     sql,
     store::InTransaction,
     uow::{reference_checks, stamp_sql},
@@ -110,7 +110,6 @@ impl Service {
                         &options.metadata,
                         &STAMP_LOCK_CLASS,
                         &self.lock_key,
-                        &STAMP_SLOTS,
                     ],
                 )
                 .await?

@@ -130,7 +130,7 @@ impl Service {
             self.idents.entity_table(schema_id)
         );
         let rows = self
-            .read_in_transaction(schema_id, &sql, &[&entity_id, &as_of], true, false)
+            .read_after_barrier(schema_id, &sql, &[&entity_id, &as_of])
             .await?;
         let entity = one_entity(rows, schema_id, entity_id)?;
         match entity.deleted_at {
@@ -225,6 +225,34 @@ impl Service {
         let sessions = self.store.sessions();
         sessions
             .read_under(&client, &self.read_session, sql, params)
+            .await
+            .map_err(|err| {
+                sessions.forget_closed(&client);
+                self.map_read_error(err, schema_id)
+            })
+    }
+
+    /// Runs a read like [`Service::read`] once every unit of work of the service that has
+    /// taken its commit stamp has finished: the barrier that makes an as-of read final. One
+    /// stamp-lock slot, chosen at random, is taken exclusively for the statement (see
+    /// [`STAMP_SLOTS`]).
+    async fn read_after_barrier(
+        &self,
+        schema_id: &SchemaId,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>> {
+        let client = self.service_client().await?;
+        let sessions = self.store.sessions();
+        let slot = STAMP_LOCK_CLASS + rand::random_range(0..STAMP_SLOTS);
+        sessions
+            .read_under_lock(
+                &client,
+                &self.read_session,
+                (slot, self.lock_key),
+                sql,
+                params,
+            )
             .await
             .map_err(|err| {
                 sessions.forget_closed(&client);

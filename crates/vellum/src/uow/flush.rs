@@ -25,31 +25,34 @@ use crate::{
 /// Takes a unit of work's commit stamp: every stamp-lock slot of the service shared (see
 /// [`STAMP_SLOTS`]), then the `units_of_work` row with `clock_timestamp()` as the commit time,
 /// which it returns. Parameters: `$1` uow id, `$2` actor, `$3` correlation id, `$4` metadata,
-/// `$5` [`STAMP_LOCK_CLASS`], `$6` the service's lock key, `$7` [`STAMP_SLOTS`].
+/// `$5` [`STAMP_LOCK_CLASS`], `$6` the service's lock key. The slot count is a constant of the
+/// text, not a parameter: with `generate_series` over a parameter PostgreSQL estimated a
+/// generic plan dearer than a custom one and planned the statement at every commit.
 pub(crate) fn stamp_sql(uow_table: &str) -> String {
     format!(
         "WITH stamp_lock AS MATERIALIZED (
              SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared($5 + slot, $6)
-                                   FROM generate_series(0, $7 - 1) AS slot) AS slots)
+                                   FROM generate_series(0, {last_slot}) AS slot) AS slots)
          INSERT INTO {uow_table} (uow_id, actor, correlation_id, committed_at, metadata)
          SELECT $1, $2, $3, clock_timestamp(), $4 FROM stamp_lock
-         RETURNING committed_at"
+         RETURNING committed_at",
+        last_slot = STAMP_SLOTS - 1,
     )
 }
 
 /// A unit of work's commit stamp ([`stamp_sql`]) with the checks of what the process cached,
-/// in the same statement: `vellum.expect_change_events($8, setting)` (`$8`: whether the entity
+/// in the same statement: `vellum.expect_change_events($7, setting)` (`$7`: whether the entity
 /// change events were sent) and `vellum.expect_writable_schema` for each entity type whose
-/// active version came from the cache (`$9` schema ids, `$10` versions). Returns the commit
+/// active version came from the cache (`$8` schema ids, `$9` versions). Returns the commit
 /// time, the `change_events` setting, and the active version of each checked type, in order.
 fn checked_stamp_sql(idents: &sql::ServiceIdents) -> String {
     format!(
         "WITH checked AS MATERIALIZED (
-             SELECT vellum.expect_change_events($8, s.change_events) AS change_events,
+             SELECT vellum.expect_change_events($7, s.change_events) AS change_events,
                     ARRAY(SELECT vellum.expect_writable_schema(c.schema_id, c.version,
                                                                a.schema_version,
                                                                v.deleted_at IS NULL)
-                          FROM unnest($9::text[], $10::text[]) WITH ORDINALITY
+                          FROM unnest($8::text[], $9::text[]) WITH ORDINALITY
                                AS c(schema_id, version, ord)
                           LEFT JOIN {schemas} a ON a.schema_id = c.schema_id AND a.is_active
                           LEFT JOIN {schemas} v ON v.schema_id = c.schema_id
@@ -316,7 +319,6 @@ impl UnitOfWork {
             &self.options.metadata,
             &STAMP_LOCK_CLASS,
             &self.service.lock_key,
-            &STAMP_SLOTS,
             &change_rows,
             &unconfirmed_ids,
             &unconfirmed_versions,

@@ -161,3 +161,36 @@ async fn one_connection_serves_two_services_and_the_owner_in_turn() {
     let history = orders.history(&order, staged.entity_id).await.unwrap();
     assert_eq!(history.len(), 4);
 }
+
+#[tokio::test]
+async fn a_cancelled_as_of_read_releases_its_barrier() {
+    let f = Fixture::new().await;
+    let staged = f.create_order(json!({"customer": "ACME"})).await;
+    let (_store, service) = one_connection(&f).await;
+    let order = id("sales_order");
+    let now = chrono::Utc::now();
+    // Once in full, so the cancelled calls find their session set and statements prepared and
+    // send their barrier on the first poll.
+    service
+        .get_as_of(&order, staged.entity_id, now)
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        cancel_after_first_poll(service.get_as_of(&order, staged.entity_id, now));
+        // The next read on the one connection is answered after everything sent before it.
+        service.get(&order, staged.entity_id).await.unwrap();
+        let held: i64 = f
+            .admin()
+            .await
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(held, 0, "a cancelled as-of read left its barrier lock held");
+        // Writers stamp past the barrier.
+        f.create_order(json!({"customer": "Initech"})).await;
+    }
+}
