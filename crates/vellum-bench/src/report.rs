@@ -275,11 +275,20 @@ impl Report {
     /// The results as a table, then peak memory and the targets.
     pub fn table(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "{:<18} {:>7} {:>12} {:>14} {:>7} {:>8} {:>8}",
-            "workload", "clients", "vellum ops/s", "baseline ops/s", "ratio", "p50 ms", "p99 ms"
-        );
+        // A soak run alone has no workload rows, and no header for them.
+        if !self.workloads.is_empty() {
+            let _ = writeln!(
+                out,
+                "{:<18} {:>7} {:>12} {:>14} {:>7} {:>8} {:>8}",
+                "workload",
+                "clients",
+                "vellum ops/s",
+                "baseline ops/s",
+                "ratio",
+                "p50 ms",
+                "p99 ms"
+            );
+        }
         for w in &self.workloads {
             let ratio = w.ratio.map_or("-".to_string(), |r| format!("{r:.2}"));
             let _ = writeln!(
@@ -289,9 +298,12 @@ impl Report {
             );
         }
         if let Some(soak) = &self.soak {
+            if !out.is_empty() {
+                out.push('\n');
+            }
             let _ = writeln!(
                 out,
-                "\nsoak: {:.0} s, {} HTTP clients, {:.1} ops/s ({} operations)",
+                "soak: {:.0} s, {} HTTP clients, {:.1} ops/s ({} operations)",
                 soak.seconds, soak.clients, soak.ops_s, soak.ops
             );
             let _ = writeln!(
@@ -497,7 +509,7 @@ mod tests {
     fn the_table_shows_the_soak() {
         let table = with_soak(soak(300, 2.0)).table();
         assert!(
-            table.contains("soak: 300 s, 8 HTTP clients, 20.0 ops/s"),
+            table.starts_with("soak: 300 s, 8 HTTP clients, 20.0 ops/s"),
             "{table}"
         );
         assert!(
