@@ -13,7 +13,7 @@ use crate::{
     baseline::Raw,
     database::BenchDatabase,
     document::{self, Documents, SCHEMA_ID},
-    http::HttpServer,
+    http::{HttpServer, HttpTarget},
     options::GET_MANY,
 };
 
@@ -110,6 +110,11 @@ impl ReadSet {
         self.ids[rng.random_range(0..self.ids.len())]
     }
 
+    /// The version every entity of the set is at: the last one written.
+    pub(crate) fn latest_version(&self) -> Version {
+        Version::new(1, 0, self.versions.saturating_sub(1))
+    }
+
     /// One of the versions every entity of the set has: `1.0.0`, `1.0.1`, ...
     pub(crate) fn pick_version(&self, rng: &mut StdRng) -> Version {
         Version::new(1, 0, rng.random_range(0..self.versions))
@@ -138,7 +143,7 @@ pub(crate) struct Fixture {
     pub(crate) documents: Arc<Documents>,
     read_set: Option<Arc<ReadSet>>,
     histories: HashMap<Workload, Arc<ReadSet>>,
-    pub(crate) http: Option<HttpServer>,
+    http: Option<HttpServer>,
 }
 
 impl Fixture {
@@ -157,7 +162,10 @@ impl Fixture {
         let raw = Raw::new(&database.config, &database.service, options.pool_size())?;
         let documents = Documents::new();
 
-        let wants = |any: &[Workload]| options.workloads.iter().any(|w| any.contains(w));
+        // The soak reads the read set and drives the HTTP server.
+        let wants = |any: &[Workload]| {
+            options.soak.is_some() || options.workloads.iter().any(|w| any.contains(w))
+        };
         let read_set = if wants(&[
             Workload::GetLatest,
             Workload::GetVersion,
@@ -207,6 +215,14 @@ impl Fixture {
             None => self.read_set.clone(),
         };
         set.ok_or_else(|| Error::Check(format!("nothing was loaded for {workload}")))
+    }
+
+    /// A handle on the in-process HTTP server, when the workloads asked for it.
+    pub(crate) fn http_target(&self) -> Result<HttpTarget> {
+        self.http
+            .as_ref()
+            .map(HttpServer::target)
+            .ok_or_else(|| Error::Check("the HTTP server was not started".into()))
     }
 
     /// `clients` × a few fresh entities for `update`, with their version; a fresh set per

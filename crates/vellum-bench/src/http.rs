@@ -1,5 +1,6 @@
-//! The HTTP workloads: vellum's server started in this process on `127.0.0.1:0`, and a small
-//! load generator (a keep-alive HTTP/1.1 client) talking to it over loopback.
+//! The HTTP workloads and the soak's clients: vellum's server started in this process on
+//! `127.0.0.1:0`, and a small load generator (a keep-alive HTTP/1.1 client) talking to it over
+//! loopback, which checks every answer.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -7,18 +8,26 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{
     Method, Request, StatusCode,
-    header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue},
+    header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, IF_MATCH},
 };
 use hyper_util::{
     client::legacy::{Client as HyperClient, connect::HttpConnector},
     rt::TokioExecutor,
 };
 use rand::rngs::StdRng;
+use serde::{Deserialize, de::DeserializeOwned, de::IgnoredAny};
+use serde_json::{Value, json};
 use tokio::{sync::oneshot, task::JoinHandle};
-use vellum::{SchemaId, ServiceName, Store};
+use uuid::Uuid;
+use vellum::{SchemaId, ServiceName, Store, Version};
 use vellum_server::{AppState, Limits};
 
-use crate::{Error, Result, document::Documents, driver::Client, fixture::ReadSet};
+use crate::{
+    Error, Result,
+    document::{Documents, SCHEMA_ID},
+    driver::Client,
+    fixture::{QUERY_PAGE, ReadSet, check_page, pick},
+};
 
 /// The server, and what the load generator needs to call it.
 pub(crate) struct HttpServer {
@@ -88,19 +97,25 @@ pub(crate) struct HttpTarget {
 }
 
 impl HttpTarget {
-    /// Sends a request and reads the whole answer; fails unless its status is `expected`.
+    /// Sends a request (with `If-Match: "<version>"` when given) and reads the whole answer;
+    /// fails unless its status is `expected`.
     async fn call(
         &self,
         method: Method,
-        uri: String,
+        uri: &str,
         body: Bytes,
+        if_match: Option<Version>,
         expected: StatusCode,
-    ) -> Result<()> {
-        let request = Request::builder()
+    ) -> Result<Bytes> {
+        let mut request = Request::builder()
             .method(method)
-            .uri(&uri)
+            .uri(uri)
             .header(AUTHORIZATION, self.auth.clone())
-            .header(CONTENT_TYPE, "application/json")
+            .header(CONTENT_TYPE, "application/json");
+        if let Some(version) = if_match {
+            request = request.header(IF_MATCH, format!("\"{version}\""));
+        }
+        let request = request
             .body(Full::new(body))
             .map_err(|e| Error::Http(e.to_string()))?;
         let response = self
@@ -121,8 +136,47 @@ impl HttpTarget {
                 String::from_utf8_lossy(&body)
             )));
         }
-        Ok(())
+        Ok(body)
     }
+}
+
+/// What the checks read of an entity in an answer; `P` is how much of the payload they read
+/// (`IgnoredAny` skips it without building it).
+#[derive(Deserialize)]
+struct EntityAnswer<P> {
+    entity_id: Uuid,
+    entity_version: Version,
+    schema_id: String,
+    payload: P,
+}
+
+impl<P: DeserializeOwned> EntityAnswer<P> {
+    /// Parses an answer of `uri`; fails unless it is an entity of the benchmark's type.
+    fn parse(uri: &str, body: &[u8]) -> Result<Self> {
+        let answer: Self = serde_json::from_slice(body).map_err(|e| {
+            Error::Check(format!(
+                "{uri} answered something other than an entity: {e}"
+            ))
+        })?;
+        answer.of_the_benchmark_type(uri)?;
+        Ok(answer)
+    }
+}
+
+impl<P> EntityAnswer<P> {
+    fn of_the_benchmark_type(&self, uri: &str) -> Result<()> {
+        expect(self.schema_id == SCHEMA_ID, uri, || {
+            format!("an entity of type {}", self.schema_id)
+        })
+    }
+}
+
+/// Fails with what `uri` answered unless `ok`.
+fn expect(ok: bool, uri: &str, answered: impl FnOnce() -> String) -> Result<()> {
+    if ok {
+        return Ok(());
+    }
+    Err(Error::Check(format!("{uri} answered {}", answered())))
 }
 
 /// `http_get`: the latest version of a random entity of the read set.
@@ -133,11 +187,21 @@ pub(crate) struct HttpGet {
 }
 
 impl Client for HttpGet {
+    /// Checks the answer is the entity asked for, at the latest version the read set wrote.
     async fn op(&mut self) -> Result<()> {
-        let uri = format!("{}/{}", self.target.entities, self.set.pick(&mut self.rng));
-        self.target
-            .call(Method::GET, uri, Bytes::new(), StatusCode::OK)
-            .await
+        let id = self.set.pick(&mut self.rng);
+        let uri = format!("{}/{id}", self.target.entities);
+        let body = self
+            .target
+            .call(Method::GET, &uri, Bytes::new(), None, StatusCode::OK)
+            .await?;
+        let entity = EntityAnswer::<IgnoredAny>::parse(&uri, &body)?;
+        let latest = self.set.latest_version();
+        expect(
+            entity.entity_id == id && entity.entity_version == latest,
+            &uri,
+            || format!("entity {} at {}", entity.entity_id, entity.entity_version),
+        )
     }
 }
 
@@ -149,12 +213,126 @@ pub(crate) struct HttpCreate {
 }
 
 impl Client for HttpCreate {
+    /// Checks the answer is a first version holding the document sent.
     async fn op(&mut self) -> Result<()> {
         self.next += 1;
-        let uri = self.target.entities.to_string();
+        let uri = &self.target.entities;
         let body = self.documents.body(self.next);
-        self.target
-            .call(Method::POST, uri, body, StatusCode::CREATED)
-            .await
+        let body = self
+            .target
+            .call(Method::POST, uri, body, None, StatusCode::CREATED)
+            .await?;
+        let entity = EntityAnswer::<Value>::parse(uri, &body)?;
+        expect(
+            entity.entity_version == Version::INITIAL
+                && entity.payload == *self.documents.value(self.next),
+            uri,
+            || {
+                format!(
+                    "entity {} at {}, or another document",
+                    entity.entity_id, entity.entity_version
+                )
+            },
+        )
+    }
+}
+
+/// `PUT` of a new document on the client's own entities in turn, with the version it last
+/// wrote in `If-Match` (as `update` does through the library).
+pub(crate) struct HttpUpdate {
+    pub(crate) target: HttpTarget,
+    pub(crate) documents: Arc<Documents>,
+    pub(crate) entities: Vec<(Uuid, Version)>,
+    pub(crate) next: usize,
+}
+
+impl Client for HttpUpdate {
+    /// Checks the answer is a newer version of that entity holding the document sent.
+    async fn op(&mut self) -> Result<()> {
+        self.next += 1;
+        let at = self.next % self.entities.len();
+        let (id, expected) = self.entities[at];
+        let uri = format!("{}/{id}", self.target.entities);
+        let body = self.documents.body(self.next);
+        let body = self
+            .target
+            .call(Method::PUT, &uri, body, Some(expected), StatusCode::OK)
+            .await?;
+        let entity = EntityAnswer::<Value>::parse(&uri, &body)?;
+        expect(
+            entity.entity_id == id
+                && entity.entity_version > expected
+                && entity.payload == *self.documents.value(self.next),
+            &uri,
+            || {
+                format!(
+                    "entity {} at {}, or another document",
+                    entity.entity_id, entity.entity_version
+                )
+            },
+        )?;
+        self.entities[at].1 = entity.entity_version;
+        Ok(())
+    }
+}
+
+/// `POST .../query`: the range of the `query` workload on `/totals/gross`, one page of
+/// [`QUERY_PAGE`].
+pub(crate) struct HttpQuery {
+    pub(crate) target: HttpTarget,
+    pub(crate) thresholds: Arc<Vec<f64>>,
+    pub(crate) rng: StdRng,
+}
+
+/// The part of a page of answers the query's check reads.
+#[derive(Deserialize)]
+struct PageAnswer {
+    items: Vec<EntityAnswer<OrderTotals>>,
+}
+
+#[derive(Deserialize)]
+struct OrderTotals {
+    totals: Totals,
+}
+
+#[derive(Deserialize)]
+struct Totals {
+    gross: f64,
+}
+
+impl Client for HttpQuery {
+    /// Checks the answer is a full page of orders, each in the range asked for.
+    async fn op(&mut self) -> Result<()> {
+        let threshold = pick(&self.thresholds, &mut self.rng);
+        let uri = format!("{}/query", self.target.entities);
+        let query = json!({
+            "filter": {"path": "/totals/gross", "op": "gte", "value": threshold},
+            "order": [{"path": "/totals/gross"}],
+            "limit": QUERY_PAGE,
+        });
+        let body = self
+            .target
+            .call(
+                Method::POST,
+                &uri,
+                Bytes::from(query.to_string()),
+                None,
+                StatusCode::OK,
+            )
+            .await?;
+        let page: PageAnswer = serde_json::from_slice(&body).map_err(|e| {
+            Error::Check(format!("{uri} answered something other than a page: {e}"))
+        })?;
+        check_page(page.items.len())?;
+        for entity in &page.items {
+            entity.of_the_benchmark_type(&uri)?;
+            expect(entity.payload.totals.gross >= threshold, &uri, || {
+                format!(
+                    "an order of {} under {threshold}",
+                    entity.payload.totals.gross
+                )
+            })?;
+        }
+        Ok(())
     }
 }

@@ -6,8 +6,8 @@
 //! Absolute numbers depend on the machine; the ratios are what the targets of issue 7 are about.
 //!
 //! [`run`] creates a fresh database (or, without the right to create one, a service with a
-//! unique name), loads it, runs the selected [`Workload`]s at each client count, drops the
-//! database and returns a [`Report`]:
+//! unique name), loads it, runs the memory soak if [`Options::soak`] asks for one, runs the
+//! selected [`Workload`]s at each client count, drops the database and returns a [`Report`]:
 //!
 //! ```no_run
 //! # async fn bench(admin: tokio_postgres::Config) -> vellum_bench::Result<()> {
@@ -28,19 +28,23 @@ mod driver;
 mod error;
 mod fixture;
 mod http;
+mod memory;
 mod options;
 mod process;
 mod report;
+mod soak;
 mod stats;
 mod workloads;
 
 use std::time::Instant;
 
 pub use error::{Error, Result};
+pub use memory::{RssSample, SoakResult};
 pub use options::{IMPORT_BATCH, Options, Workload};
 pub use report::{Report, Status, Target, ValidationCost, WorkloadResult};
 
-/// Runs the selected workloads at each client count and reports vellum against the baseline.
+/// Runs the soak, if asked for, and the selected workloads at each client count, and reports
+/// vellum against the baseline.
 ///
 /// `admin` is a PostgreSQL the harness may create a database on (the embedded cluster, or
 /// `DATABASE_URL`); the database is dropped at the end, whether the run succeeded or not.
@@ -58,6 +62,19 @@ pub async fn run(admin: tokio_postgres::Config, options: &Options) -> Result<Rep
 async fn suite(database: &database::BenchDatabase, options: &Options) -> Result<Report> {
     let started = Instant::now();
     let fixture = fixture::Fixture::load(database, options).await?;
+    // The soak runs first, on a process the workloads have not churned yet.
+    let soak = match options.soak {
+        Some(duration) => {
+            let clients = options.max_clients();
+            eprintln!(
+                "soak: {:.0} s with {clients} HTTP client{}",
+                duration.as_secs_f64(),
+                if clients == 1 { "" } else { "s" },
+            );
+            Some(soak::run(&fixture, duration, clients).await?)
+        }
+        None => None,
+    };
     let cells = options.workloads.len() * options.clients.len();
     let mut results = Vec::with_capacity(cells);
     let mut create_cpu = stats::CpuPerOp::default();
@@ -90,5 +107,6 @@ async fn suite(database: &database::BenchDatabase, options: &Options) -> Result<
         workloads: results,
         peak_rss_mib: process::peak_rss_mib(),
         validation,
+        soak,
     })
 }

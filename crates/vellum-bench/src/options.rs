@@ -139,6 +139,10 @@ pub struct Options {
     /// Entities of the read workloads (`get_*`, `http_get`), each with
     /// three versions; at least 100 for `get_many`.
     pub read_set: usize,
+    /// A memory soak of this length before the workloads (default none): the in-process HTTP
+    /// server under a mixed load from the largest client count, with the process's resident
+    /// memory sampled as it runs. With a soak, `workloads` may be empty.
+    pub soak: Option<Duration>,
 }
 
 impl Default for Options {
@@ -151,6 +155,7 @@ impl Default for Options {
             round: Duration::from_millis(1_500),
             rounds: 3,
             read_set: 1_000,
+            soak: None,
         }
     }
 }
@@ -169,8 +174,11 @@ impl Options {
 
     pub(crate) fn check(&self) -> Result<()> {
         let bad = |why: &str| Err(Error::Options(why.to_string()));
-        if self.workloads.is_empty() || self.clients.is_empty() {
-            return bad("at least one workload and one client count are needed");
+        if (self.workloads.is_empty() && self.soak.is_none()) || self.clients.is_empty() {
+            return bad("at least one workload (or a soak) and one client count are needed");
+        }
+        if self.soak.is_some_and(|soak| soak < MIN_SOAK) {
+            return bad("a soak lasts at least a second");
         }
         if self.clients.iter().any(|&c| c == 0 || c > MAX_CLIENTS) {
             return bad(&format!("client counts go from 1 to {MAX_CLIENTS}"));
@@ -187,9 +195,17 @@ impl Options {
     /// Connections of each side's pool: one per client and a few spare, so no client waits
     /// for a connection.
     pub(crate) fn pool_size(&self) -> usize {
-        self.clients.iter().copied().max().unwrap_or(1) + 2
+        self.max_clients() + 2
+    }
+
+    /// The largest client count: the clients of the soak.
+    pub(crate) fn max_clients(&self) -> usize {
+        self.clients.iter().copied().max().unwrap_or(1)
     }
 }
+
+/// The shortest soak: a twentieth of it is the sample interval.
+const MIN_SOAK: Duration = Duration::from_secs(1);
 
 /// Most clients per side: each side has a pool of that many connections, and PostgreSQL's
 /// default `max_connections` is 100.
@@ -217,6 +233,17 @@ mod tests {
         Options::quick().check().unwrap();
         let mut options = Options::quick();
         options.clients = vec![0];
+        assert!(options.check().is_err());
+    }
+
+    #[test]
+    fn a_soak_may_run_alone_but_not_for_less_than_a_second() {
+        let mut options = Options::quick();
+        options.workloads.clear();
+        assert!(options.check().is_err());
+        options.soak = Some(Duration::from_secs(2));
+        options.check().unwrap();
+        options.soak = Some(Duration::from_millis(500));
         assert!(options.check().is_err());
     }
 }

@@ -1,4 +1,4 @@
-//! What the benchmark process itself costs: CPU time and peak memory.
+//! What the benchmark process itself costs: CPU time, and peak and current memory.
 
 use std::time::Duration;
 
@@ -19,14 +19,25 @@ pub(crate) fn cpu_time() -> Result<Duration> {
 /// The peak resident set size of the process in MiB (`VmHWM` of `/proc/self/status`), or
 /// `None` where there is no such file.
 pub(crate) fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    vm_hwm_kib(&status).map(|kib| crate::stats::round(kib as f64 / 1024.0, 1))
+    status_mib("VmHWM:")
 }
 
-fn vm_hwm_kib(status: &str) -> Option<u64> {
+/// The resident set size of the process now, in MiB (`VmRSS` of `/proc/self/status`), or
+/// `None` where there is no such file.
+pub(crate) fn rss_mib() -> Option<f64> {
+    status_mib("VmRSS:")
+}
+
+fn status_mib(field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status_kib(&status, field).map(|kib| crate::stats::round(kib as f64 / 1024.0, 1))
+}
+
+/// The value of a `kB` field (`"VmHWM:"`, `"VmRSS:"`) of a `/proc/<pid>/status` text.
+fn status_kib(status: &str, field: &str) -> Option<u64> {
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .find_map(|line| line.strip_prefix(field))?
         .trim()
         .strip_suffix("kB")?
         .trim()
@@ -39,11 +50,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn peak_rss_is_read_from_vm_hwm() {
+    fn peak_and_current_rss_are_read_from_vm_hwm_and_vm_rss() {
         let status =
             "Name:\tvellum\nVmPeak:\t  900000 kB\nVmHWM:\t   51200 kB\nVmRSS:\t   40000 kB\n";
-        assert_eq!(vm_hwm_kib(status), Some(51_200));
-        assert_eq!(vm_hwm_kib("Name:\tvellum\n"), None);
-        assert!(peak_rss_mib().is_some_and(|mib| mib > 0.0));
+        assert_eq!(status_kib(status, "VmHWM:"), Some(51_200));
+        assert_eq!(status_kib(status, "VmRSS:"), Some(40_000));
+        assert_eq!(status_kib("Name:\tvellum\n", "VmRSS:"), None);
+        // The high-water mark, read second, is at least what was resident when read first.
+        let now = rss_mib().unwrap();
+        let peak = peak_rss_mib().unwrap();
+        assert!(now > 0.0 && peak >= now, "peak {peak} MiB, now {now} MiB");
     }
 }

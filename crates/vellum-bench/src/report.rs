@@ -5,13 +5,15 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use crate::{
-    Workload,
+    SoakResult, Workload,
     driver::Comparison,
+    memory::{MAX_GROWTH_SHARE, TARGET_SECONDS},
     stats::{self, round},
 };
 
 /// What a run measured. Serializes to the JSON of `vellum bench --json`:
-/// `{"workloads": [...], "peak_rss_mib": ...}`.
+/// `{"workloads": [...], "peak_rss_mib": ...}`, with `"soak": {...}` after them when the run
+/// had a soak.
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub struct Report {
@@ -23,6 +25,9 @@ pub struct Report {
     /// The cost of schema validation within vellum's create, when `create` ran.
     #[serde(skip)]
     pub validation: Option<ValidationCost>,
+    /// The memory soak, when the run had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub soak: Option<SoakResult>,
 }
 
 /// One workload at one client count.
@@ -164,17 +169,45 @@ impl Report {
             Workload::BulkImport,
             0.7,
         ));
-        targets.push(Target {
-            goal: "server memory flat over a 5-minute run",
-            status: Status::NotMeasured(
-                "needs a sustained run; this harness reports peak RSS only".into(),
-            ),
-            detail: self
-                .peak_rss_mib
-                .map(|mib| format!("peak RSS {mib} MiB"))
-                .unwrap_or_default(),
-        });
+        targets.push(self.memory_target());
         targets
+    }
+
+    /// Met when a soak of at least 5 minutes found memory flat. A shorter soak that found
+    /// growth misses it; a shorter one that found none cannot say.
+    fn memory_target(&self) -> Target {
+        let goal = "server memory flat over a 5-minute run";
+        let Some(soak) = &self.soak else {
+            return Target {
+                goal,
+                status: Status::NotMeasured("run with --soak 300".into()),
+                detail: self
+                    .peak_rss_mib
+                    .map(|mib| format!("peak RSS {mib} MiB"))
+                    .unwrap_or_default(),
+            };
+        };
+        let long_enough = soak.seconds >= TARGET_SECONDS;
+        let status = match (soak.flat, long_enough) {
+            (true, true) => Status::Met,
+            (false, _) => Status::NotMet,
+            (true, false) => Status::NotMeasured(format!(
+                "the soak ran {:.0} s, shorter than {TARGET_SECONDS:.0} s; run with --soak 300",
+                soak.seconds
+            )),
+        };
+        let mut detail = format!(
+            "{:+.2} MiB/min, {} -> {} MiB",
+            soak.growth_mib_per_min, soak.rss_start_mib, soak.rss_end_mib
+        );
+        if !long_enough && !soak.flat {
+            let _ = write!(detail, ", in a soak of only {:.0} s", soak.seconds);
+        }
+        Target {
+            goal,
+            status,
+            detail,
+        }
     }
 
     fn validation_target(&self) -> Target {
@@ -242,17 +275,52 @@ impl Report {
     /// The results as a table, then peak memory and the targets.
     pub fn table(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "{:<18} {:>7} {:>12} {:>14} {:>7} {:>8} {:>8}",
-            "workload", "clients", "vellum ops/s", "baseline ops/s", "ratio", "p50 ms", "p99 ms"
-        );
+        // A soak run alone has no workload rows, and no header for them.
+        if !self.workloads.is_empty() {
+            let _ = writeln!(
+                out,
+                "{:<18} {:>7} {:>12} {:>14} {:>7} {:>8} {:>8}",
+                "workload",
+                "clients",
+                "vellum ops/s",
+                "baseline ops/s",
+                "ratio",
+                "p50 ms",
+                "p99 ms"
+            );
+        }
         for w in &self.workloads {
             let ratio = w.ratio.map_or("-".to_string(), |r| format!("{r:.2}"));
             let _ = writeln!(
                 out,
                 "{:<18} {:>7} {:>12.1} {:>14.1} {:>7} {:>8.3} {:>8.3}",
                 w.name, w.clients, w.vellum_ops_s, w.baseline_ops_s, ratio, w.p50_ms, w.p99_ms
+            );
+        }
+        if let Some(soak) = &self.soak {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            let _ = writeln!(
+                out,
+                "soak: {:.0} s, {} HTTP clients, {:.1} ops/s ({} operations)",
+                soak.seconds, soak.clients, soak.ops_s, soak.ops
+            );
+            let _ = writeln!(
+                out,
+                "  RSS {} MiB -> {} MiB over the last {:.0} s (the first {:.0}% is warm-up)",
+                soak.rss_start_mib,
+                soak.rss_end_mib,
+                soak.window_s(),
+                crate::memory::WARMUP_SHARE * 100.0
+            );
+            let _ = writeln!(
+                out,
+                "  slope {:+.3} MiB/min: {} (rule: the line's rise over the window < {:.0}% of \
+                 the start)",
+                soak.growth_mib_per_min,
+                if soak.flat { "flat" } else { "GROWING" },
+                MAX_GROWTH_SHARE * 100.0
             );
         }
         if let Some(mib) = self.peak_rss_mib {
@@ -300,6 +368,30 @@ mod tests {
                 validate_us: 10.0,
                 write_cpu_us: 400.0,
             }),
+            soak: None,
+        }
+    }
+
+    /// A soak of `seconds` sampled every 5 s, RSS growing by `mib_per_min`.
+    fn soak(seconds: u32, mib_per_min: f64) -> SoakResult {
+        let samples = (0..=seconds / 5)
+            .map(|i| {
+                let t = f64::from(i * 5);
+                crate::RssSample {
+                    t_s: t,
+                    rss_mib: 40.0 + mib_per_min * t / 60.0,
+                    ops: u64::from(i) * 100,
+                }
+            })
+            .collect();
+        let elapsed = std::time::Duration::from_secs(seconds.into());
+        SoakResult::new(f64::from(seconds), 8, 6_000, elapsed, samples).unwrap()
+    }
+
+    fn with_soak(soak: SoakResult) -> Report {
+        Report {
+            soak: Some(soak),
+            ..report(vec![])
         }
     }
 
@@ -364,6 +456,67 @@ mod tests {
                 "peak_rss_mib": 42.0
             })
         );
+    }
+
+    #[test]
+    fn the_memory_target_needs_a_flat_soak_of_five_minutes() {
+        let goal = "server memory flat";
+        let absent = status(&report(vec![]), goal);
+        assert_eq!(absent, Status::NotMeasured("run with --soak 300".into()));
+        assert_eq!(status(&with_soak(soak(300, 0.0)), goal), Status::Met);
+        assert_eq!(status(&with_soak(soak(300, 2.0)), goal), Status::NotMet);
+        assert_eq!(status(&with_soak(soak(60, 4.0)), goal), Status::NotMet);
+        let Status::NotMeasured(why) = status(&with_soak(soak(60, 0.0)), goal) else {
+            panic!("a flat soak of a minute says nothing about five");
+        };
+        assert!(why.contains("shorter than 300 s"), "{why}");
+    }
+
+    #[test]
+    fn json_adds_the_soak_after_the_issue_fields() {
+        let json = serde_json::to_value(with_soak(soak(300, 0.0))).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["workloads", "peak_rss_mib", "soak"]);
+        let soak = json["soak"].as_object().unwrap();
+        let fields: Vec<&str> = soak.keys().map(String::as_str).collect();
+        assert_eq!(
+            fields,
+            [
+                "seconds",
+                "clients",
+                "ops",
+                "ops_s",
+                "samples",
+                "rss_start_mib",
+                "rss_end_mib",
+                "growth_mib_per_min",
+                "flat"
+            ]
+        );
+        assert_eq!(
+            json["soak"]["samples"][1],
+            serde_json::json!({"t_s": 5.0, "rss_mib": 40.0, "ops": 100})
+        );
+        assert_eq!(json["soak"]["flat"], true);
+    }
+
+    #[test]
+    fn the_table_shows_the_soak() {
+        let table = with_soak(soak(300, 2.0)).table();
+        assert!(
+            table.starts_with("soak: 300 s, 8 HTTP clients, 20.0 ops/s"),
+            "{table}"
+        );
+        assert!(
+            table.contains("RSS 42 MiB -> 50 MiB over the last 240 s"),
+            "{table}"
+        );
+        assert!(table.contains("slope +2.000 MiB/min: GROWING"), "{table}");
     }
 
     #[test]

@@ -78,7 +78,7 @@ pub(crate) async fn run(
             compare(vellum.collect(), baseline.collect(), options).await
         }
         Workload::HttpGet => {
-            let target = http_target(fixture)?;
+            let target = fixture.http_target()?;
             let set = fixture.reads(workload)?;
             let http = (0..clients).map(|i| HttpGet {
                 target: target.clone(),
@@ -121,7 +121,7 @@ pub(crate) async fn run(
             compare(vellum.collect(), baseline.collect(), options).await
         }
         Workload::HttpCreate => {
-            let target = http_target(fixture)?;
+            let target = fixture.http_target()?;
             let http = (0..clients).map(|i| HttpCreate {
                 target: target.clone(),
                 documents: documents(),
@@ -153,14 +153,6 @@ pub(crate) async fn run(
             compare(vellum.collect(), baseline.collect(), options).await
         }
     }
-}
-
-fn http_target(fixture: &Fixture) -> Result<crate::http::HttpTarget> {
-    fixture
-        .http
-        .as_ref()
-        .map(|server| server.target())
-        .ok_or_else(|| Error::Check("the HTTP server was not started".into()))
 }
 
 /// `create` through vellum: a unit of work that creates one entity, validated.

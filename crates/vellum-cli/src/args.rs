@@ -95,7 +95,8 @@ pub(crate) struct BenchArgs {
     /// Shorter rounds: the whole suite in under a minute.
     #[arg(long)]
     pub(crate) quick: bool,
-    /// Print {"workloads": [...], "peak_rss_mib": ...} instead of the table.
+    /// Print {"workloads": [...], "peak_rss_mib": ...} instead of the table (and "soak": {...}
+    /// with --soak).
     #[arg(long)]
     pub(crate) json: bool,
     /// Run only this workload (repeatable): create, update, get_latest, get_version, get_as_of,
@@ -106,6 +107,13 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "1,8",
           value_parser = clap::value_parser!(u16).range(1..=32))]
     pub(crate) clients: Vec<u16>,
+    /// Memory soak: drive the in-process HTTP server for SECONDS (300 for the target) with a
+    /// mixed load from the largest --clients count, sampling the process's RSS, and judge
+    /// whether it stays flat. Without --workload only the soak runs; with --workload the
+    /// soak runs first, then those workloads.
+    #[arg(long, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub(crate) soak: Option<u64>,
 }
 
 /// Options of `vellum relay`.

@@ -1,6 +1,6 @@
 //! `vellum bench`: the harness of `vellum-bench` on the embedded cluster or `DATABASE_URL`.
 
-use std::path::Path;
+use std::{path::Path, time::Duration};
 
 use anyhow::Context;
 use vellum::EmbeddedCluster;
@@ -8,7 +8,8 @@ use vellum_bench::Options;
 
 use crate::args::BenchArgs;
 
-/// Runs the benchmark suite and prints the table, or the JSON report with `--json`.
+/// Runs the benchmark suite (or the `--soak` alone) and prints the table, or the JSON report
+/// with `--json`.
 pub(crate) async fn bench(
     database_url: Option<&str>,
     data_dir: &Path,
@@ -19,6 +20,11 @@ pub(crate) async fn bench(
     } else {
         Options::default()
     };
+    if let Some(seconds) = args.soak {
+        options.soak = Some(Duration::from_secs(seconds));
+        // `--soak` without `--workload` runs the soak alone, not the whole suite as well.
+        options.workloads.clear();
+    }
     if !args.workloads.is_empty() {
         options.workloads = args.workloads;
     }

@@ -83,3 +83,79 @@ async fn a_quick_run_reports_both_sides_in_the_json_of_the_issue() {
         "{table}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_soak_samples_memory_under_checked_http_load() {
+    let db = TestDb::new().await;
+    let mut options = Options::quick();
+    options.workloads.clear();
+    options.clients = vec![1, 3];
+    options.soak = Some(Duration::from_secs(3));
+
+    let report = vellum_bench::run(db.config(), &options).await.unwrap();
+
+    // The soak alone: no workload ran.
+    assert!(report.workloads.is_empty(), "{:?}", report.workloads);
+    let json = serde_json::to_value(&report).unwrap();
+    let keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["workloads", "peak_rss_mib", "soak"]);
+    let soak = &json["soak"];
+    let fields: Vec<&str> = soak
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "seconds",
+            "clients",
+            "ops",
+            "ops_s",
+            "samples",
+            "rss_start_mib",
+            "rss_end_mib",
+            "growth_mib_per_min",
+            "flat"
+        ]
+    );
+    assert_eq!(soak["seconds"], 3.0);
+    assert_eq!(soak["clients"], 3, "the largest client count");
+    // Every answer was checked, so these operations are answers that were right.
+    assert!(soak["ops"].as_u64().is_some_and(|ops| ops > 0), "{soak}");
+    assert!(soak["ops_s"].as_f64().is_some_and(|r| r > 0.0), "{soak}");
+    assert!(soak["flat"].is_boolean(), "{soak}");
+    assert!(soak["growth_mib_per_min"].is_number(), "{soak}");
+    for field in ["rss_start_mib", "rss_end_mib"] {
+        assert!(soak[field].as_f64().is_some_and(|mib| mib > 0.0), "{soak}");
+    }
+    // A 3 s soak samples every 150 ms: at the start, 19 times in between, at the end.
+    let samples = soak["samples"].as_array().unwrap();
+    assert!(samples.len() >= 10, "{} samples", samples.len());
+    let mut last = (-1.0, 0);
+    for sample in samples {
+        let t = sample["t_s"].as_f64().unwrap();
+        let ops = sample["ops"].as_u64().unwrap();
+        assert!(sample["rss_mib"].as_f64().is_some_and(|mib| mib > 0.0));
+        assert!(t >= last.0 && ops >= last.1, "samples in order: {sample}");
+        last = (t, ops);
+    }
+    assert!(last.1 > 0, "operations were counted as the soak ran");
+    assert!(last.1 <= soak["ops"].as_u64().unwrap());
+    let table = report.table();
+    assert!(table.contains("soak: 3 s, 3 HTTP clients"), "{table}");
+    assert!(
+        table.contains("server memory flat over a 5-minute run"),
+        "{table}"
+    );
+    assert!(
+        table.contains("shorter than 300 s") || table.contains("NOT MET"),
+        "{table}"
+    );
+}
