@@ -140,7 +140,9 @@ impl Sessions {
         rows
     }
 
-    /// Forgets a connection that is closed, so the table holds live connections only.
+    /// Forgets a connection found closed after a failed read. A connection the pool drops for
+    /// another reason keeps its entry; no later connection matches it, since the pool never
+    /// reuses an id.
     pub(crate) fn forget_closed(&self, client: &Object) {
         if client.is_closed() {
             self.set(client, None);
