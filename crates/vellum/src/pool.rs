@@ -103,43 +103,6 @@ impl Sessions {
         rows
     }
 
-    /// Like [`read_under`](Self::read_under), after waiting for an advisory lock: `lock` is
-    /// taken at session level, the statement runs, and the lock is released, pipelined with no
-    /// transaction, so the statement's snapshot is taken once the lock is held. All three are
-    /// sent in the first poll of the `join!`, so a read cancelled at any point after that still
-    /// releases the lock on the server before the connection serves anything else.
-    pub(crate) async fn read_under_lock(
-        &self,
-        client: &Object,
-        settings: &str,
-        lock: (i32, i32),
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, tokio_postgres::Error> {
-        let id = Object::id(client);
-        if !matches!(self.lock().get(&id), Some(Session::Service(current)) if current == settings) {
-            self.set(client, Some(Session::Unknown));
-            client.batch_execute(settings).await?;
-            self.set(client, Some(Session::Service(settings.to_owned())));
-        }
-        let take = client
-            .prepare_cached("SELECT pg_advisory_lock($1, $2)")
-            .await?;
-        let release = client
-            .prepare_cached("SELECT pg_advisory_unlock($1, $2)")
-            .await?;
-        let statement = client.prepare_cached(sql).await?;
-        let keys: [&(dyn ToSql + Sync); 2] = [&lock.0, &lock.1];
-        let (taken, rows, released) = tokio::join!(
-            client.query(&take, &keys),
-            client.query(&statement, params),
-            client.query(&release, &keys),
-        );
-        taken?;
-        released?;
-        rows
-    }
-
     /// Forgets a connection found closed after a failed read. A connection the pool drops for
     /// another reason keeps its entry; no later connection matches it, since the pool never
     /// reuses an id.

@@ -124,13 +124,19 @@ impl Service {
         entity_id: Uuid,
         as_of: DateTime<Utc>,
     ) -> Result<Entity> {
+        // The reader takes one stamp-lock slot, chosen at random, exclusively (see
+        // `STAMP_SLOTS`), then reads with a snapshot taken once it holds it.
         let sql = format!(
-            "SELECT {COLUMNS} FROM {} e WHERE e.entity_id = $1 AND e.created_at <= $2
-             ORDER BY e.created_at DESC, e.revision DESC LIMIT 1",
-            self.idents.entity_table(schema_id)
+            "SELECT {COLUMNS} FROM {}($1, $2, $3, $4) e",
+            self.idents.as_of_reader(schema_id)
         );
+        let slot = STAMP_LOCK_CLASS + rand::random_range(0..STAMP_SLOTS);
         let rows = self
-            .read_after_barrier(schema_id, &sql, &[&entity_id, &as_of])
+            .read(
+                schema_id,
+                &sql,
+                &[&entity_id, &as_of, &slot, &self.lock_key],
+            )
             .await?;
         let entity = one_entity(rows, schema_id, entity_id)?;
         match entity.deleted_at {
@@ -232,34 +238,6 @@ impl Service {
             })
     }
 
-    /// Runs a read like [`Service::read`] once every unit of work of the service that has
-    /// taken its commit stamp has finished: the barrier that makes an as-of read final. One
-    /// stamp-lock slot, chosen at random, is taken exclusively for the statement (see
-    /// [`STAMP_SLOTS`]).
-    async fn read_after_barrier(
-        &self,
-        schema_id: &SchemaId,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>> {
-        let client = self.service_client().await?;
-        let sessions = self.store.sessions();
-        let slot = STAMP_LOCK_CLASS + rand::random_range(0..STAMP_SLOTS);
-        sessions
-            .read_under_lock(
-                &client,
-                &self.read_session,
-                (slot, self.lock_key),
-                sql,
-                params,
-            )
-            .await
-            .map_err(|err| {
-                sessions.forget_closed(&client);
-                self.map_read_error(err, schema_id)
-            })
-    }
-
     /// Runs a compiled query like [`Service::read`], planned for its parameter values
     /// (`plan_cache_mode = force_custom_plan`): PostgreSQL then folds the path parameters into
     /// constants and can use the expression indexes of `x-vellum-index`. Query statements are
@@ -354,7 +332,8 @@ impl Service {
 
     fn map_read_error(&self, err: tokio_postgres::Error, schema_id: &SchemaId) -> Error {
         match crate::sql::db_error(&err) {
-            Some(("42P01", _)) => Error::NotFound {
+            // No table, or no as-of reader: nothing of the type was ever registered.
+            Some(("42P01" | "42883", _)) => Error::NotFound {
                 what: format!("entity type {schema_id} in service {}", self.name),
             },
             _ => err.into(),

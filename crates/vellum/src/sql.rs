@@ -35,15 +35,18 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
 const SERVICE_DDL: &str = include_str!("sql/service.sql");
 /// The outbox and event settings, added by service DDL version 2.
 const SERVICE_OUTBOX_DDL: &str = include_str!("sql/service_outbox.sql");
+/// The as-of readers of the entity tables a service has, added by service DDL version 3.
+const SERVICE_AS_OF_READERS_DDL: &str = include_str!("sql/service_as_of_readers.sql");
 const ENTITY_TABLE_DDL: &str = include_str!("sql/entity_table.sql");
 
 /// The version of a service's DDL recorded in `vellum.services.ddl_version`: a new service gets
 /// every step at once, an existing one the steps above its version ([`ServiceIdents::upgrade_ddl`]).
-pub(crate) const SERVICE_DDL_VERSION: i32 = 2;
+pub(crate) const SERVICE_DDL_VERSION: i32 = 3;
 
 /// The steps of the service DDL after version 1 ([`SERVICE_DDL`]), each with the version it
 /// brings the service to.
-const SERVICE_DDL_STEPS: &[(i32, &str)] = &[(2, SERVICE_OUTBOX_DDL)];
+const SERVICE_DDL_STEPS: &[(i32, &str)] =
+    &[(2, SERVICE_OUTBOX_DDL), (3, SERVICE_AS_OF_READERS_DDL)];
 
 /// Quotes an identifier that was validated by `vellum-core`. Validated names contain only
 /// `[a-z0-9_]`, so the quoting is belt and braces; it also keeps reserved words usable.
@@ -78,6 +81,12 @@ impl ServiceIdents {
     /// `"service"."schema_id"`: the table of an entity type.
     pub(crate) fn entity_table(&self, schema_id: &SchemaId) -> String {
         format!("{}.{}", self.schema, quote(schema_id.as_str()))
+    }
+
+    /// `"service"."schema_id_as_of"`: the as-of reader of an entity type's table (see
+    /// `vellum.create_as_of_reader`).
+    pub(crate) fn as_of_reader(&self, schema_id: &SchemaId) -> String {
+        format!("{}.{}", self.schema, quote(&format!("{schema_id}_as_of")))
     }
 
     /// The whole DDL of a new service, at [`SERVICE_DDL_VERSION`].

@@ -30,3 +30,36 @@ BEGIN
     RETURN change_events;
 END
 $$;
+
+-- Creates the as-of reader of an entity table: `<table>_as_of(entity, as_of, slot, service_key)`
+-- in the table's schema, executable by the service role. It takes the stamp barrier (one slot,
+-- exclusively, to the end of the caller's statement) and only then reads, with a snapshot of
+-- its own: a VOLATILE PL/pgSQL function takes a new snapshot for each query it runs. So an
+-- as-of read is one statement, and its plan is cached by PL/pgSQL.
+CREATE FUNCTION vellum.create_as_of_reader(entity_table regclass, service_role regrole)
+RETURNS void
+LANGUAGE plpgsql AS $create$
+DECLARE
+    reader text := format('%I.%I',
+        (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.oid = entity_table),
+        (SELECT c.relname || '_as_of' FROM pg_class c WHERE c.oid = entity_table));
+BEGIN
+    EXECUTE format($ddl$
+        CREATE OR REPLACE FUNCTION %1$s(p_entity uuid, p_as_of timestamptz, p_slot integer,
+                             p_service_key integer)
+        RETURNS SETOF %2$s
+        LANGUAGE plpgsql VOLATILE AS $body$
+        BEGIN
+            PERFORM pg_advisory_xact_lock(p_slot, p_service_key);
+            RETURN QUERY
+                SELECT * FROM %2$s e
+                WHERE e.entity_id = p_entity AND e.created_at <= p_as_of
+                ORDER BY e.created_at DESC, e.revision DESC
+                LIMIT 1;
+        END
+        $body$$ddl$, reader, entity_table);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s(uuid, timestamptz, integer, integer) TO %s',
+                   reader, service_role);
+END
+$create$;

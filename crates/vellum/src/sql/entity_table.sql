@@ -25,3 +25,4 @@ CREATE TRIGGER entity_versions_no_truncate BEFORE TRUNCATE ON {table}
     FOR EACH STATEMENT EXECUTE FUNCTION vellum.guard_append_only();
 GRANT SELECT, INSERT ON {table} TO {role};
 GRANT UPDATE (is_active, updated_at, deleted_at, deleted_uow_id) ON {table} TO {role};
+SELECT vellum.create_as_of_reader('{table}'::regclass, '{role}'::regrole);

@@ -183,7 +183,8 @@ async fn a_cancelled_as_of_read_releases_its_barrier() {
             .admin()
             .await
             .query_one(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+                "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+                 WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()",
                 &[],
             )
             .await

@@ -169,3 +169,37 @@ async fn an_as_of_read_never_changes_once_its_time_has_passed_under_concurrent_w
         );
     }
 }
+
+#[tokio::test]
+async fn entity_types_of_a_service_provisioned_before_the_as_of_readers_get_them_on_connect() {
+    let f = Fixture::new().await;
+    let order = id("sales_order");
+    let staged = f.create_order(json!({"customer": "ACME"})).await;
+    let now = Utc::now();
+    // What an entity type of service DDL version 2 looks like: no as-of reader.
+    f.admin()
+        .await
+        .batch_execute(
+            "DROP FUNCTION orders.sales_order_as_of;
+             UPDATE vellum.services SET ddl_version = 2 WHERE name = 'orders'",
+        )
+        .await
+        .unwrap();
+    let stale = f.service.get_as_of(&order, staged.entity_id, now).await;
+    assert!(matches!(stale, Err(Error::NotFound { .. })), "{stale:?}");
+
+    let upgraded = f.other_process().await;
+    let read = upgraded
+        .get_as_of(&order, staged.entity_id, now)
+        .await
+        .unwrap();
+    assert_eq!(read.payload["customer"], "ACME");
+    assert_eq!(
+        f.service
+            .get_as_of(&order, staged.entity_id, now)
+            .await
+            .unwrap()
+            .entity_id,
+        staged.entity_id
+    );
+}
