@@ -40,10 +40,12 @@ CREATE FUNCTION vellum.create_as_of_reader(entity_table regclass, service_role r
 RETURNS void
 LANGUAGE plpgsql AS $create$
 DECLARE
-    reader text := format('%I.%I',
-        (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.oid = entity_table),
-        (SELECT c.relname || '_as_of' FROM pg_class c WHERE c.oid = entity_table));
+    -- Schema-qualified names, whatever the search path (regclass output omits a visible schema).
+    nsp name := (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE c.oid = entity_table);
+    rel name := (SELECT c.relname FROM pg_class c WHERE c.oid = entity_table);
+    target text := format('%I.%I', nsp, rel);
+    reader text := format('%I.%I', nsp, rel || '_as_of');
 BEGIN
     EXECUTE format($ddl$
         CREATE OR REPLACE FUNCTION %1$s(p_entity uuid, p_as_of timestamptz, p_slot integer,
@@ -58,7 +60,7 @@ BEGIN
                 ORDER BY e.created_at DESC, e.revision DESC
                 LIMIT 1;
         END
-        $body$$ddl$, reader, entity_table);
+        $body$$ddl$, reader, target);
     EXECUTE format('GRANT EXECUTE ON FUNCTION %s(uuid, timestamptz, integer, integer) TO %s',
                    reader, service_role);
 END
