@@ -238,11 +238,15 @@ impl Service {
             })
     }
 
-    /// Runs a compiled query like [`Service::read`], planned for its parameter values
-    /// (`plan_cache_mode = force_custom_plan`): PostgreSQL then folds the path parameters into
-    /// constants and can use the expression indexes of `x-vellum-index`. Query statements are
-    /// prepared and cached per connection like the others; the cache is emptied when it grows
-    /// past [`QUERY_STATEMENTS`], since query shapes come from clients.
+    /// Runs a compiled query under the service role in a read-only transaction of its own,
+    /// planned for its parameter values (`plan_cache_mode = force_custom_plan`): PostgreSQL then
+    /// folds the path parameters into constants and can use the expression indexes of
+    /// `x-vellum-index`. `BEGIN; SET LOCAL ROLE` (and the statement timeout), the optional stamp
+    /// barrier of an as-of query, the statement and `COMMIT` are pipelined in one round trip,
+    /// all sent in the first poll of the `join!`, so a query cancelled at any point still ends
+    /// its transaction on the server before the connection serves anything else. Query
+    /// statements are prepared and cached per connection like the others; the cache is emptied
+    /// when it grows past [`QUERY_STATEMENTS`], since query shapes come from clients.
     pub(crate) async fn run_query(
         &self,
         schema_id: &SchemaId,
@@ -250,26 +254,8 @@ impl Service {
         params: &[&(dyn ToSql + Sync)],
         barrier: bool,
     ) -> Result<Vec<Row>> {
-        self.read_in_transaction(schema_id, sql, params, barrier, true)
-            .await
-    }
-
-    /// Runs one read-only statement under the service role in a transaction of its own, in one
-    /// round trip: `BEGIN; SET LOCAL ROLE` (and the statement timeout), the optional stamp
-    /// barrier, the statement and `COMMIT` are pipelined. All of them are sent in the first poll
-    /// of the `join!`, so a read cancelled at any point still ends its transaction on the server
-    /// before the connection serves anything else (test
-    /// `a_cancelled_read_does_not_leak_its_transaction`).
-    async fn read_in_transaction(
-        &self,
-        schema_id: &SchemaId,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-        barrier: bool,
-        custom_plans: bool,
-    ) -> Result<Vec<Row>> {
         let client = self.service_client().await?;
-        if custom_plans && client.statement_cache.size() > QUERY_STATEMENTS {
+        if client.statement_cache.size() > QUERY_STATEMENTS {
             client.statement_cache.clear();
         }
         let stmt = match client.prepare_cached(sql).await {
@@ -282,9 +268,7 @@ impl Service {
             None
         };
         let mut begin = self.begin_sql("BEGIN READ ONLY");
-        if custom_plans {
-            begin.push_str("; SET LOCAL plan_cache_mode = force_custom_plan");
-        }
+        begin.push_str("; SET LOCAL plan_cache_mode = force_custom_plan");
         let stamp_slot = STAMP_LOCK_CLASS + rand::random_range(0..STAMP_SLOTS);
         let barrier_fut = async {
             match &barrier_stmt {
