@@ -8,8 +8,22 @@ use super::Violation;
 /// (a key is reported at the pointer of the object holding it).
 pub(super) fn nul_characters(value: &Value) -> Vec<Violation> {
     let mut found = Vec::new();
-    walk(value, &mut String::new(), &mut found);
+    // Almost every document has none: look before building pointers.
+    if contains_nul(value) {
+        walk(value, &mut String::new(), &mut found);
+    }
     found
+}
+
+fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(map) => map
+            .iter()
+            .any(|(key, item)| key.contains('\0') || contains_nul(item)),
+        _ => false,
+    }
 }
 
 fn walk(value: &Value, pointer: &mut String, found: &mut Vec<Violation>) {
