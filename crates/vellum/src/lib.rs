@@ -58,6 +58,7 @@ mod events;
 mod health;
 mod import;
 mod indexes;
+mod known;
 mod migrate;
 mod migration_fn;
 mod migration_job;

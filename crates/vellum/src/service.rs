@@ -10,7 +10,9 @@ use vellum_core::{CompiledSchema, SchemaId, ServiceName, Version};
 
 use crate::{
     Entity, Error, HistoryEntry, Result, SchemaRegistry, Store, UnitOfWork, UowOptions,
-    entity::COLUMNS, sql::ServiceIdents,
+    entity::COLUMNS,
+    known::{EntityKey, KnownVersion},
+    sql::ServiceIdents,
 };
 
 /// First key of the per-service stamp locks ('VELL'), plus the slot; the second key is the
@@ -87,7 +89,18 @@ impl Service {
             self.idents.entity_table(schema_id)
         );
         let rows = self.read(schema_id, &sql, &[&entity_id]).await?;
-        one_entity(rows, schema_id, entity_id)
+        let entity = one_entity(rows, schema_id, entity_id)?;
+        // A read followed by an update naming this version (HTTP GET, then PUT with If-Match)
+        // stages the update without reading again.
+        self.store.known_versions().set(
+            EntityKey::new(&self.name, schema_id, entity_id),
+            Some(KnownVersion {
+                entity_version: entity.entity_version,
+                revision: entity.revision,
+                schema_version: entity.schema_version,
+            }),
+        );
+        Ok(entity)
     }
 
     /// One version of an entity, whatever its state (superseded and deleted versions included).

@@ -15,6 +15,7 @@ use vellum_core::{CompiledSchema, SchemaId, ServiceName, Version, schema::Schema
 use crate::{
     Error, MigrationFn, Result, RunningCluster, Service,
     events::Notifier,
+    known::KnownVersions,
     migrate,
     pool::Sessions,
     sql::{self, ServiceIdents},
@@ -83,6 +84,8 @@ struct Inner {
     /// Each service's `change_events` setting, as this process last saw it; a commit that
     /// leaves the change events out because of it checks the setting (see `uow::flush`).
     change_events: RwLock<HashMap<ServiceName, bool>>,
+    /// The latest version seen of recently written or read entities (see [`KnownVersions`]).
+    known_versions: KnownVersions,
     /// The Rust migrations installed in this process, by the version they lead to.
     migration_fns: RwLock<HashMap<(ServiceName, SchemaId, Version), MigrationFn>>,
     /// The key that signs query cursors, shared by every store on the database.
@@ -161,6 +164,7 @@ impl Store {
                 options,
                 validators: RwLock::default(),
                 active_versions: RwLock::default(),
+                known_versions: KnownVersions::default(),
                 change_events: RwLock::default(),
                 migration_fns: RwLock::default(),
                 cursor_key,
@@ -189,6 +193,10 @@ impl Store {
 
     pub(crate) fn sessions(&self) -> &Sessions {
         &self.inner.sessions
+    }
+
+    pub(crate) fn known_versions(&self) -> &KnownVersions {
+        &self.inner.known_versions
     }
 
     pub(crate) fn cursor_key(&self) -> &[u8] {

@@ -1,6 +1,6 @@
 //! Commit: every staged write flushed in one pipelined round trip.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
@@ -18,6 +18,7 @@ use crate::{
     Entity, Error, OutboxEvent, Result,
     events::NOTIFY_CHANNEL,
     indexes::unique_pointer,
+    known::{EntityKey, KnownVersion},
     service::{STAMP_LOCK_CLASS, STAMP_SLOTS},
     sql,
 };
@@ -171,6 +172,7 @@ impl UnitOfWork {
                     "WITH s AS (UPDATE {table} e SET is_active = false, updated_at = u.committed_at
                                 FROM {uow_table} u
                                 WHERE u.uow_id = $1 AND e.entity_id = $2 AND e.revision = $3
+                                  AND e.entity_version = $6 AND e.schema_version = $7
                                   AND e.is_active AND (e.deleted_at IS NOT NULL) = $4
                                 RETURNING 1)
                      SELECT vellum.expect_changed(count(*), $5) FROM s"
@@ -255,31 +257,33 @@ impl UnitOfWork {
             None
         };
         // Parameters must outlive the pipelined futures.
-        let texts: Vec<[String; 4]> = self
+        let texts: Vec<[String; 6]> = self
             .ops
             .iter()
             .map(|op| {
-                let what = format!(
-                    "{}/{} revision {}",
-                    op.schema_id,
-                    op.entity_id,
-                    op.revision - 1
-                );
+                let previous = op.previous.map_or(0, |p| p.revision);
+                let what = format!("{}/{} revision {previous}", op.schema_id, op.entity_id);
+                let (previous_version, previous_schema) =
+                    op.previous.map_or_else(Default::default, |p| {
+                        (p.entity_version.to_string(), p.schema_version.to_string())
+                    });
                 [
                     op.entity_version.to_string(),
                     op.schema_version.to_string(),
                     what,
                     op.schema_id.to_string(),
+                    previous_version,
+                    previous_schema,
                 ]
             })
             .collect();
+        // The version each write follows, and whether it is the deleted one (an undelete).
         let revisions: Vec<(i64, bool)> = self
             .ops
             .iter()
-            .map(|op| match op.kind {
-                OpKind::Delete => (op.revision, false),
-                OpKind::Undelete => (op.revision - 1, true),
-                _ => (op.revision - 1, false),
+            .map(|op| {
+                let previous = op.previous.map_or(0, |p| p.revision);
+                (previous, op.kind == OpKind::Undelete)
             })
             .collect();
 
@@ -327,11 +331,25 @@ impl UnitOfWork {
         for (index, (op, (supersede, write, checks))) in
             self.ops.iter().zip(&statements).enumerate()
         {
-            let [entity_version, schema_version, what, schema_id] = &texts[index];
+            let [
+                entity_version,
+                schema_version,
+                what,
+                schema_id,
+                previous_version,
+                previous_schema,
+            ] = &texts[index];
             let (revision, deleted) = &revisions[index];
             if let Some(supersede) = supersede {
-                let params: Vec<&(dyn ToSql + Sync)> =
-                    vec![&self.uow_id, &op.entity_id, revision, deleted, what];
+                let params: Vec<&(dyn ToSql + Sync)> = vec![
+                    &self.uow_id,
+                    &op.entity_id,
+                    revision,
+                    deleted,
+                    what,
+                    previous_version,
+                    previous_schema,
+                ];
                 pipeline.push((Stage::Op(index), run(supersede, params)));
             }
             let params: Vec<&(dyn ToSql + Sync)> = match op.kind {
@@ -342,7 +360,7 @@ impl UnitOfWork {
                     entity_version,
                     schema_id,
                     schema_version,
-                    &op.payload,
+                    &*op.payload,
                     &self.uow_id,
                 ],
             };
@@ -490,7 +508,7 @@ impl UnitOfWork {
                 "entity_version": op.entity_version,
                 "revision": op.revision,
                 "schema_version": op.schema_version,
-                "payload": op.payload,
+                "payload": &*op.payload,
             }));
             rows.is_change.push(true);
         }
@@ -573,14 +591,25 @@ impl UnitOfWork {
                 _ => err.into(),
             };
         }
-        let conflict = || Error::VersionConflict {
-            schema_id: op.schema_id.to_string(),
-            entity_id: op.entity_id,
-            expected: op.expected.map_or_else(
-                || format!("revision {}", op.revision - 1),
-                |v| v.to_string(),
-            ),
-            found: "a version written concurrently by another unit of work".into(),
+        let conflict = || {
+            let found = if op.unread {
+                // Staged from what this process knew: forget it, so a retry reads the entity.
+                let key = EntityKey::new(&self.service.name, &op.schema_id, op.entity_id);
+                self.service.store.known_versions().set(key, None);
+                "another version, or the entity deleted: the expected version is no longer the \
+                 latest"
+            } else {
+                "a version written concurrently by another unit of work"
+            };
+            Error::VersionConflict {
+                schema_id: op.schema_id.to_string(),
+                entity_id: op.entity_id,
+                expected: op.expected.map_or_else(
+                    || format!("revision {}", op.revision - 1),
+                    |v| v.to_string(),
+                ),
+                found: found.into(),
+            }
         };
         match sql::db_error(&err) {
             Some((sql::state::CONFLICT, _)) => conflict(),
@@ -611,16 +640,30 @@ impl UnitOfWork {
         }
     }
 
-    fn committed_entities(&self, committed_at: DateTime<Utc>) -> Vec<Entity> {
-        self.ops
-            .iter()
+    /// The versions written, in the order staged, which become what this process knows of
+    /// each entity's latest version. Takes the staged writes: the unit of work has committed,
+    /// and the payloads move to the caller rather than being copied.
+    fn committed_entities(&mut self, committed_at: DateTime<Utc>) -> Vec<Entity> {
+        self.current.clear();
+        let known = self.service.store.known_versions();
+        for op in &self.ops {
+            let key = EntityKey::new(&self.service.name, &op.schema_id, op.entity_id);
+            let version = (op.kind != OpKind::Delete).then_some(KnownVersion {
+                entity_version: op.entity_version,
+                revision: op.revision,
+                schema_version: op.schema_version,
+            });
+            known.set(key, version);
+        }
+        std::mem::take(&mut self.ops)
+            .into_iter()
             .map(|op| Entity {
                 entity_id: op.entity_id,
                 entity_version: op.entity_version,
                 revision: op.revision,
-                schema_id: op.schema_id.clone(),
+                schema_id: op.schema_id,
                 schema_version: op.schema_version,
-                payload: op.payload.clone(),
+                payload: Arc::unwrap_or_clone(op.payload),
                 created_at: committed_at,
                 updated_at: committed_at,
                 deleted_at: (op.kind == OpKind::Delete).then_some(committed_at),

@@ -21,7 +21,13 @@ pub use stats::UowStats;
 pub(crate) use validate::reference_checks;
 use validate::{ReferenceCheck, Validated};
 
-use crate::{Entity, Error, Event, Result, Service, entity::COLUMNS, raw::RawSql, sql};
+use crate::{
+    Entity, Error, Event, Result, Service,
+    entity::COLUMNS,
+    known::{EntityKey, KnownVersion},
+    raw::RawSql,
+    sql,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OpKind {
@@ -41,8 +47,14 @@ struct Op {
     revision: i64,
     entity_version: Version,
     schema_version: Version,
-    payload: Value,
+    /// Shared with the unit of work's [`Current`] view of the entity; moved out at commit.
+    payload: Arc<Value>,
     expected: Option<Version>,
+    /// The stored version this write follows (none for a create).
+    previous: Option<KnownVersion>,
+    /// `previous` came from what this process knew, not from a read in this transaction: the
+    /// commit alone checks that it is still the latest.
+    unread: bool,
     references: Vec<ReferenceCheck>,
 }
 
@@ -64,8 +76,18 @@ struct Current {
     revision: i64,
     entity_version: Version,
     schema_version: Version,
-    payload: Value,
+    payload: Arc<Value>,
     deleted: bool,
+}
+
+impl Current {
+    fn version(&self) -> KnownVersion {
+        KnownVersion {
+            entity_version: self.entity_version,
+            revision: self.revision,
+            schema_version: self.schema_version,
+        }
+    }
 }
 
 /// A unit of work: reads, staged writes across the entity types of one service, and one
@@ -157,6 +179,12 @@ impl UnitOfWork {
     }
 
     /// Stages a new version of an entity with a whole new payload.
+    ///
+    /// With an expected version (optimistic locking) that is the version this process last
+    /// wrote or read of the entity, the update is staged without reading the entity, and the
+    /// commit checks that the version is still the latest: a stale expected version then fails
+    /// the commit with [`Error::VersionConflict`] rather than this call. Otherwise the entity is
+    /// read (and, without an expected version, locked) in the unit of work's transaction.
     #[instrument(level = "debug", skip_all, fields(uow_id = %self.uow_id, %schema_id))]
     pub async fn update(
         &mut self,
@@ -189,7 +217,7 @@ impl UnitOfWork {
             let current = self
                 .live(schema_id, entity_id, options.expected_version)
                 .await?;
-            let mut payload = current.payload.clone();
+            let mut payload = Value::clone(&current.payload);
             change(&mut payload);
             let schema_version = self
                 .validate(schema_id, options.schema_version, &payload)
@@ -198,9 +226,9 @@ impl UnitOfWork {
                 OpKind::Update,
                 schema_id,
                 entity_id,
-                Some(&current),
+                Some(current.version()),
                 schema_version,
-                payload,
+                Arc::new(payload),
                 options.expected_version,
             ))
         }
@@ -305,7 +333,7 @@ impl UnitOfWork {
             entity_id,
             None,
             validated,
-            payload,
+            Arc::new(payload),
             None,
         ))
     }
@@ -317,21 +345,39 @@ impl UnitOfWork {
         payload: Value,
         options: WriteOptions,
     ) -> Result<Staged> {
-        let current = self
-            .live(schema_id, entity_id, options.expected_version)
-            .await?;
+        // An expected version this process saw written or read last needs no read: the commit
+        // checks it is still the latest, and the whole unit of work is one round trip.
+        let known = match options.expected_version {
+            Some(expected) if !self.current.contains_key(&(schema_id.clone(), entity_id)) => {
+                let key = EntityKey::new(&self.service.name, schema_id, entity_id);
+                self.service.store.known_versions().get(&key, expected)
+            }
+            _ => None,
+        };
+        let previous = match known {
+            Some(known) => known,
+            None => self
+                .live(schema_id, entity_id, options.expected_version)
+                .await?
+                .version(),
+        };
         let validated = self
             .validate(schema_id, options.schema_version, &payload)
             .await?;
-        Ok(self.stage(
+        let staged = self.stage(
             OpKind::Update,
             schema_id,
             entity_id,
-            Some(&current),
+            Some(previous),
             validated,
-            payload,
+            Arc::new(payload),
             options.expected_version,
-        ))
+        );
+        self.ops
+            .last_mut()
+            .expect("an update was just staged")
+            .unread = known.is_some();
+        Ok(staged)
     }
 
     async fn stage_delete(
@@ -346,7 +392,7 @@ impl UnitOfWork {
             OpKind::Delete,
             schema_id,
             entity_id,
-            Some(&current),
+            Some(current.version()),
             Validated {
                 schema_version: current.schema_version,
                 references: Vec::new(),
@@ -376,7 +422,7 @@ impl UnitOfWork {
             OpKind::Undelete,
             schema_id,
             entity_id,
-            Some(&current),
+            Some(current.version()),
             validated,
             payload,
             None,
@@ -389,9 +435,9 @@ impl UnitOfWork {
         kind: OpKind,
         schema_id: &SchemaId,
         entity_id: Uuid,
-        previous: Option<&Current>,
+        previous: Option<KnownVersion>,
         validated: Validated,
-        payload: Value,
+        payload: Arc<Value>,
         expected: Option<Version>,
     ) -> Staged {
         let Validated {
@@ -426,6 +472,8 @@ impl UnitOfWork {
             schema_version,
             payload,
             expected,
+            previous,
+            unread: false,
             references,
         });
         Staged {
@@ -482,7 +530,7 @@ impl UnitOfWork {
             revision: entity.revision,
             entity_version: entity.entity_version,
             schema_version: entity.schema_version,
-            payload: entity.payload,
+            payload: Arc::new(entity.payload),
             deleted: entity.deleted_at.is_some(),
         };
         self.current

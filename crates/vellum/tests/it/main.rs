@@ -9,6 +9,7 @@ mod fixtures;
 mod health;
 mod import;
 mod indexes;
+mod known_versions;
 mod migration_job;
 mod migrations;
 mod nats;
