@@ -2,12 +2,15 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use tokio_postgres::Row;
+use serde_json::{Value, value::RawValue};
+use tokio_postgres::{
+    Row,
+    types::{FromSql, Type},
+};
 use uuid::Uuid;
 use vellum_core::{SchemaId, Version};
 
-use crate::{Error, Result};
+use crate::{Error, Result, known::KnownVersion};
 
 /// One immutable version of an entity: the document and its metadata.
 ///
@@ -83,6 +86,92 @@ impl Entity {
     pub fn is_deleted(&self) -> bool {
         self.deleted_at.is_some()
     }
+}
+
+/// An entity version as the entity JSON that [`Entity`] serializes to, made straight from the
+/// stored row: the payload is copied as PostgreSQL returns it (valid JSON, spacing aside), never
+/// built into a tree and written out again. For a server answering with the entity unchanged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityJson {
+    /// The entity version (an HTTP ETag, say).
+    pub entity_version: Version,
+    /// The entity JSON.
+    pub json: Vec<u8>,
+}
+
+/// The fields of [`Entity`], in its order and with its names, borrowing from the row.
+#[derive(Serialize)]
+struct EntityFields<'a> {
+    entity_id: Uuid,
+    entity_version: &'a str,
+    revision: i64,
+    schema_id: &'a str,
+    schema_version: &'a str,
+    payload: &'a RawValue,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    deleted_at: Option<DateTime<Utc>>,
+    is_active: bool,
+    uow_id: Uuid,
+}
+
+/// A `jsonb` (or `json`) value as the text PostgreSQL sent, unparsed.
+struct JsonText<'a>(&'a str);
+
+impl<'a> FromSql<'a> for JsonText<'a> {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let text = match (ty, raw.split_first()) {
+            // The binary form of jsonb is a format version (1) and the text.
+            (&Type::JSONB, Some((1, text))) => text,
+            (&Type::JSONB, _) => return Err("unknown jsonb binary format".into()),
+            _ => raw,
+        };
+        Ok(Self(std::str::from_utf8(text)?))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::JSONB | Type::JSON)
+    }
+}
+
+impl EntityJson {
+    /// From a row of [`COLUMNS`].
+    pub(crate) fn from_row(row: &Row) -> Result<EntityJson> {
+        let entity_version: &str = row.try_get(1)?;
+        let JsonText(payload) = row.try_get(5)?;
+        let fields = EntityFields {
+            entity_id: row.try_get(0)?,
+            entity_version,
+            revision: row.try_get(2)?,
+            schema_id: row.try_get(3)?,
+            schema_version: row.try_get(4)?,
+            payload: serde_json::from_str(payload)
+                .map_err(|e| Error::Corrupt(format!("a stored payload: {e}")))?,
+            created_at: row.try_get(6)?,
+            updated_at: row.try_get(7)?,
+            deleted_at: row.try_get(8)?,
+            is_active: row.try_get(9)?,
+            uow_id: row.try_get(10)?,
+        };
+        let json = serde_json::to_vec(&fields)
+            .map_err(|e| Error::Corrupt(format!("an entity as JSON: {e}")))?;
+        Ok(EntityJson {
+            entity_version: parse_stored(entity_version)?,
+            json,
+        })
+    }
+}
+
+/// What an update needs to know of the version in a row of [`COLUMNS`].
+pub(crate) fn known_version(row: &Row) -> Result<KnownVersion> {
+    Ok(KnownVersion {
+        entity_version: parse_stored(row.try_get::<_, &str>(1)?)?,
+        revision: row.try_get(2)?,
+        schema_version: parse_stored(row.try_get::<_, &str>(4)?)?,
+    })
 }
 
 pub(crate) fn parse_stored(text: &str) -> Result<Version> {

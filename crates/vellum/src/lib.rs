@@ -79,7 +79,7 @@ mod uow;
 
 pub use data_check::{CHECK_SAMPLES, CheckReport, FailingDocument};
 pub use embedded::{ClusterStatus, EmbeddedCluster, RunningCluster};
-pub use entity::{Entity, HistoryEntry};
+pub use entity::{Entity, EntityJson, HistoryEntry};
 pub use error::{Error, Result};
 pub use events::{
     CloudEvent, Event, EventSubscription, FEED_MAX_LIMIT, FeedCursor, OutboxEvent, OutboxRelay,

@@ -9,9 +9,9 @@ use uuid::Uuid;
 use vellum_core::{CompiledSchema, SchemaId, ServiceName, Version};
 
 use crate::{
-    Entity, Error, HistoryEntry, Result, SchemaRegistry, Store, UnitOfWork, UowOptions,
-    entity::COLUMNS,
-    known::{EntityKey, KnownVersion},
+    Entity, EntityJson, Error, HistoryEntry, Result, SchemaRegistry, Store, UnitOfWork, UowOptions,
+    entity::{COLUMNS, known_version},
+    known::EntityKey,
     sql::ServiceIdents,
 };
 
@@ -84,23 +84,32 @@ impl Service {
 
     /// The current version of an entity; [`Error::NotFound`] if it does not exist or is deleted.
     pub async fn get(&self, schema_id: &SchemaId, entity_id: Uuid) -> Result<Entity> {
+        Entity::from_row(&self.latest(schema_id, entity_id).await?)
+    }
+
+    /// The current version of an entity as its JSON, made without parsing the payload (see
+    /// [`EntityJson`]): what a server answering with the entity unchanged needs.
+    pub async fn get_json(&self, schema_id: &SchemaId, entity_id: Uuid) -> Result<EntityJson> {
+        EntityJson::from_row(&self.latest(schema_id, entity_id).await?)
+    }
+
+    /// The row of an entity's current version, which becomes the latest version this process
+    /// knows of it: a read followed by an update naming that version (HTTP GET, then PUT with
+    /// If-Match) stages the update without reading again.
+    async fn latest(&self, schema_id: &SchemaId, entity_id: Uuid) -> Result<Row> {
         let sql = format!(
             "SELECT {COLUMNS} FROM {} e WHERE e.entity_id = $1 AND e.is_active AND e.deleted_at IS NULL",
             self.idents.entity_table(schema_id)
         );
         let rows = self.read(schema_id, &sql, &[&entity_id]).await?;
-        let entity = one_entity(rows, schema_id, entity_id)?;
-        // A read followed by an update naming this version (HTTP GET, then PUT with If-Match)
-        // stages the update without reading again.
+        let row = rows.into_iter().next().ok_or_else(|| Error::NotFound {
+            what: format!("entity {schema_id}/{entity_id}"),
+        })?;
         self.store.known_versions().set(
             EntityKey::new(&self.name, schema_id, entity_id),
-            Some(KnownVersion {
-                entity_version: entity.entity_version,
-                revision: entity.revision,
-                schema_version: entity.schema_version,
-            }),
+            Some(known_version(&row)?),
         );
-        Ok(entity)
+        Ok(row)
     }
 
     /// One version of an entity, whatever its state (superseded and deleted versions included).

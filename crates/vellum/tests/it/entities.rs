@@ -363,3 +363,49 @@ async fn creating_an_existing_id_or_an_unknown_type_fails_clearly() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn the_entity_json_read_is_the_entity_as_it_serializes() {
+    let f = Fixture::new().await;
+    let order = id("sales_order");
+    let payload = json!({
+        "customer": "Zoë \"Z\" O'Neil\\\n\u{1F600}",
+        "lines": [{"sku": "A-1", "qty": 2}, {"sku": "B/2", "qty": 1}],
+        "note": null,
+        "total": 12.5e3,
+    });
+    let created = f.create_order(payload).await;
+    let mut uow = f.service.begin("alice").await.unwrap();
+    uow.update(
+        &order,
+        created.entity_id,
+        json!({"customer": "ACME", "lines": []}),
+        WriteOptions::expect(created.entity_version),
+    )
+    .await
+    .unwrap();
+    uow.commit().await.unwrap();
+
+    let entity = f.service.get(&order, created.entity_id).await.unwrap();
+    let json = f.service.get_json(&order, created.entity_id).await.unwrap();
+    assert_eq!(json.entity_version, entity.entity_version);
+    let parsed: serde_json::Value = serde_json::from_slice(&json.json).unwrap();
+    assert_eq!(parsed, serde_json::to_value(&entity).unwrap());
+    let keys: Vec<_> = parsed.as_object().unwrap().keys().cloned().collect();
+    let expected: Vec<_> = serde_json::to_value(&entity)
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(keys, expected, "the same fields in the same order");
+
+    let mut uow = f.service.begin("alice").await.unwrap();
+    uow.delete(&order, created.entity_id, None).await.unwrap();
+    uow.commit().await.unwrap();
+    assert!(matches!(
+        f.service.get_json(&order, created.entity_id).await,
+        Err(Error::NotFound { .. })
+    ));
+}
