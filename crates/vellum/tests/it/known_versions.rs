@@ -3,14 +3,50 @@
 //! version is still the latest. Another process changing the entity shows here as a second
 //! `Store` on the same database.
 
-use serde_json::json;
-use vellum::{Error, WriteOptions};
+use serde_json::{Value, json};
+use uuid::Uuid;
+use vellum::{Error, Service, Staged, UnitOfWork, Version, WriteOptions};
 
 use crate::fixtures::{Fixture, id, v};
 
 async fn count(f: &Fixture, table: &str) -> i64 {
     let sql = format!("SELECT count(*) FROM orders.{table}");
     f.admin().await.query_one(&sql, &[]).await.unwrap().get(0)
+}
+
+/// A unit of work of `service` with an update of the order to Globex's document staged (or
+/// refused), naming `expected`.
+async fn stage_globex(
+    service: &Service,
+    entity_id: Uuid,
+    expected: Version,
+) -> (UnitOfWork, vellum::Result<Staged>) {
+    let mut uow = service.begin("alice").await.unwrap();
+    let globex = json!({"customer": "Globex"});
+    let staged = uow
+        .update(
+            &id("sales_order"),
+            entity_id,
+            globex,
+            WriteOptions::expect(expected),
+        )
+        .await;
+    (uow, staged)
+}
+
+/// A unit of work of `service` that replaces the order's document, naming `expected`, and
+/// commits; returns the version written.
+async fn update(service: &Service, entity_id: Uuid, payload: Value, expected: Version) -> Version {
+    let mut uow = service.begin("alice").await.unwrap();
+    uow.update(
+        &id("sales_order"),
+        entity_id,
+        payload,
+        WriteOptions::expect(expected),
+    )
+    .await
+    .unwrap();
+    uow.commit().await.unwrap().entities[0].entity_version
 }
 
 #[tokio::test]
@@ -20,29 +56,13 @@ async fn an_update_naming_a_version_another_process_superseded_fails_at_commit_a
     let order = id("sales_order");
     let created = f.create_order(json!({"customer": "ACME"})).await;
     let other = f.other_process().await;
-    let mut uow = other.begin("bob").await.unwrap();
-    uow.update(
-        &order,
-        created.entity_id,
-        json!({"customer": "Initech"}),
-        WriteOptions::expect(v("1.0.0")),
-    )
-    .await
-    .unwrap();
-    uow.commit().await.unwrap();
+    let initech = json!({"customer": "Initech"});
+    update(&other, created.entity_id, initech, v("1.0.0")).await;
 
     // This process last wrote 1.0.0: the update is staged from that, without a read (a read
     // would have refused it here), and refused at commit.
-    let mut uow = f.service.begin("alice").await.unwrap();
-    let staged = uow
-        .update(
-            &order,
-            created.entity_id,
-            json!({"customer": "Globex"}),
-            WriteOptions::expect(v("1.0.0")),
-        )
-        .await
-        .unwrap();
+    let (uow, staged) = stage_globex(&f.service, created.entity_id, v("1.0.0")).await;
+    let staged = staged.unwrap();
     assert_eq!((staged.entity_version, staged.revision), (v("1.0.1"), 2));
     let err = uow.commit().await.unwrap_err();
     let Error::VersionConflict {
@@ -62,32 +82,16 @@ async fn an_update_naming_a_version_another_process_superseded_fails_at_commit_a
 
     // What this process knew was dropped: the retry reads, and is refused at once with what it
     // found.
-    let mut uow = f.service.begin("alice").await.unwrap();
-    let err = uow
-        .update(
-            &order,
-            created.entity_id,
-            json!({"customer": "Globex"}),
-            WriteOptions::expect(v("1.0.0")),
-        )
-        .await
-        .unwrap_err();
+    let (_, staged) = stage_globex(&f.service, created.entity_id, v("1.0.0")).await;
+    let err = staged.unwrap_err();
     assert!(
         matches!(&err, Error::VersionConflict { found, .. } if found == "1.0.1"),
         "{err}"
     );
 
     // Naming the latest version writes after it.
-    let mut uow = f.service.begin("alice").await.unwrap();
-    uow.update(
-        &order,
-        created.entity_id,
-        json!({"customer": "Globex"}),
-        WriteOptions::expect(v("1.0.1")),
-    )
-    .await
-    .unwrap();
-    uow.commit().await.unwrap();
+    let globex = json!({"customer": "Globex"});
+    update(&f.service, created.entity_id, globex, v("1.0.1")).await;
     let latest = f.service.get(&order, created.entity_id).await.unwrap();
     assert_eq!(
         (latest.entity_version, latest.revision, latest.payload),
@@ -140,16 +144,8 @@ async fn updates_naming_the_version_just_written_build_the_history_in_order() {
     let created = f.create_order(json!({"customer": "c0"})).await;
     let mut version = created.entity_version;
     for n in 1..=3 {
-        let mut uow = f.service.begin("alice").await.unwrap();
-        uow.update(
-            &order,
-            created.entity_id,
-            json!({"customer": format!("c{n}")}),
-            WriteOptions::expect(version),
-        )
-        .await
-        .unwrap();
-        version = uow.commit().await.unwrap().entities[0].entity_version;
+        let payload = json!({"customer": format!("c{n}")});
+        version = update(&f.service, created.entity_id, payload, version).await;
     }
     let history = f.service.history(&order, created.entity_id).await.unwrap();
     let written: Vec<_> = history
