@@ -329,9 +329,8 @@ pub(crate) async fn history(
     Ok(axum::Json(handle.history(&schema_id, id).await?))
 }
 
-/// The entity as JSON with its version as a strong `ETag`.
-/// An entity as the answer's body (serialized straight from the entity, not through a JSON
-/// tree), with its version as the ETag.
+/// The entity as JSON (serialized straight from the entity, not through a JSON tree) with its
+/// version as a strong `ETag`.
 fn entity_response(entity: &Entity) -> Response {
     (
         [(header::ETAG, etag(entity.entity_version))],
@@ -340,7 +339,7 @@ fn entity_response(entity: &Entity) -> Response {
         .into_response()
 }
 
-/// The quoted entity version.
+/// The quoted entity version: a strong `ETag`.
 fn etag(version: Version) -> HeaderValue {
     header_value(&format!("\"{version}\""))
 }
