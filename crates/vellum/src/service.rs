@@ -102,9 +102,7 @@ impl Service {
             self.idents.entity_table(schema_id)
         );
         let rows = self.read(schema_id, &sql, &[&entity_id]).await?;
-        let row = rows.into_iter().next().ok_or_else(|| Error::NotFound {
-            what: format!("entity {schema_id}/{entity_id}"),
-        })?;
+        let row = one_row(rows, schema_id, entity_id)?;
         self.store.known_versions().set(
             EntityKey::new(&self.name, schema_id, entity_id),
             Some(known_version(&row)?),
@@ -160,7 +158,7 @@ impl Service {
                 &[&entity_id, &as_of, &slot, &self.lock_key],
             )
             .await?;
-        let entity = one_entity(rows, schema_id, entity_id)?;
+        let entity = Entity::from_row(&one_row(rows, schema_id, entity_id)?)?;
         match entity.deleted_at {
             Some(deleted_at) if deleted_at <= as_of => Err(Error::NotFound {
                 what: format!("entity {schema_id}/{entity_id} (deleted at {deleted_at})"),
@@ -357,11 +355,9 @@ impl Service {
     }
 }
 
-fn one_entity(rows: Vec<Row>, schema_id: &SchemaId, entity_id: Uuid) -> Result<Entity> {
-    rows.first()
-        .map(Entity::from_row)
-        .transpose()?
-        .ok_or_else(|| Error::NotFound {
-            what: format!("entity {schema_id}/{entity_id}"),
-        })
+/// The row of a read of one entity; [`Error::NotFound`] without one.
+fn one_row(rows: Vec<Row>, schema_id: &SchemaId, entity_id: Uuid) -> Result<Row> {
+    rows.into_iter().next().ok_or_else(|| Error::NotFound {
+        what: format!("entity {schema_id}/{entity_id}"),
+    })
 }

@@ -24,13 +24,7 @@ async fn a_quick_run_reports_both_sides_in_the_json_of_the_issue() {
     let report = vellum_bench::run(db.config(), &options).await.unwrap();
 
     let json = serde_json::to_value(&report).unwrap();
-    let keys: Vec<&str> = json
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(keys, ["workloads", "peak_rss_mib"]);
+    assert_eq!(keys(&json), ["workloads", "peak_rss_mib"]);
     assert!(json["peak_rss_mib"].as_f64().is_some_and(|mib| mib > 0.0));
     let rows = json["workloads"].as_array().unwrap();
     assert_eq!(rows.len(), 6, "{json}");
@@ -43,12 +37,7 @@ async fn a_quick_run_reports_both_sides_in_the_json_of_the_issue() {
         ("bulk_import", 3),
     ];
     for (row, (name, clients)) in rows.iter().zip(cells) {
-        let fields: Vec<&str> = row
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
+        let fields = keys(row);
         assert_eq!(
             fields,
             [
@@ -97,20 +86,9 @@ async fn a_short_soak_samples_memory_under_checked_http_load() {
     // The soak alone: no workload ran.
     assert!(report.workloads.is_empty(), "{:?}", report.workloads);
     let json = serde_json::to_value(&report).unwrap();
-    let keys: Vec<&str> = json
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(keys, ["workloads", "peak_rss_mib", "soak"]);
+    assert_eq!(keys(&json), ["workloads", "peak_rss_mib", "soak"]);
     let soak = &json["soak"];
-    let fields: Vec<&str> = soak
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let fields = keys(soak);
     assert_eq!(
         fields,
         [
@@ -158,4 +136,14 @@ async fn a_short_soak_samples_memory_under_checked_http_load() {
         table.contains("shorter than 300 s") || table.contains("NOT MET"),
         "{table}"
     );
+}
+
+/// The keys of a JSON object, in order.
+fn keys(object: &serde_json::Value) -> Vec<&str> {
+    object
+        .as_object()
+        .expect("a JSON object")
+        .keys()
+        .map(String::as_str)
+        .collect()
 }
