@@ -64,6 +64,9 @@ pub struct HistoryEntry {
 pub(crate) const COLUMNS: &str = "e.entity_id, e.entity_version, e.revision, e.schema_id, \
      e.schema_version, e.payload, e.created_at, e.updated_at, e.deleted_at, e.is_active, e.uow_id";
 
+/// How many columns [`COLUMNS`] lists: the index of the first column a read adds after them.
+pub(crate) const COLUMN_COUNT: usize = 11;
+
 impl Entity {
     pub(crate) fn from_row(row: &Row) -> Result<Entity> {
         Ok(Entity {
@@ -202,5 +205,15 @@ mod openapi_tests {
         }
         let entity = serde_json::to_value(Entity::schema()).unwrap();
         assert_eq!(entity["properties"]["payload"]["type"], json!("object"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_column_count_is_the_number_of_columns_listed() {
+        assert_eq!(COLUMNS.split(',').count(), COLUMN_COUNT);
     }
 }

@@ -75,12 +75,7 @@ impl Service {
             .map(|value| value.as_ref() as &(dyn ToSql + Sync))
             .collect();
         let rows = self
-            .run_query(
-                schema_id,
-                &compiled.sql,
-                &params,
-                compiled.as_of().is_some(),
-            )
+            .run_query(schema_id, &compiled.sql, &params, compiled.as_of())
             .await?;
         let mut items = rows
             .iter()

@@ -10,7 +10,7 @@ use vellum_core::{CompiledSchema, SchemaId, ServiceName, Version};
 
 use crate::{
     Entity, EntityJson, Error, HistoryEntry, Result, SchemaRegistry, Store, UnitOfWork, UowOptions,
-    entity::{COLUMNS, known_version},
+    entity::{COLUMN_COUNT, COLUMNS, known_version},
     known::EntityKey,
     sql::ServiceIdents,
 };
@@ -27,8 +27,10 @@ pub(crate) const STAMP_SLOTS: i32 = 8;
 
 /// Waits until every unit of work of the service that has taken its commit stamp has finished:
 /// the barrier that makes an as-of read final. Held to the end of the read's own (one-statement,
-/// pipelined) transaction.
-const STAMP_BARRIER: &str = "SELECT pg_advisory_xact_lock($1, $2)";
+/// pipelined) transaction. Returns the database clock read once the lock is held: a settled
+/// time (see [`Store::settled`]).
+const STAMP_BARRIER: &str = "WITH barrier AS MATERIALIZED (SELECT pg_advisory_xact_lock($1, $2))
+                             SELECT clock_timestamp() FROM barrier";
 
 /// How many prepared statements a pooled connection keeps before a query empties its cache.
 const QUERY_STATEMENTS: usize = 256;
@@ -137,34 +139,60 @@ impl Service {
     ///
     /// A read as of a time that is not in the future (by the database clock) is final: it waits
     /// for the units of work that took their commit stamp before the read, so the same read
-    /// always returns the same version.
+    /// always returns the same version. A read as of a time this process already knows to be
+    /// settled (earlier than the database clock at a previous barrier) needs no wait.
     pub async fn get_as_of(
         &self,
         schema_id: &SchemaId,
         entity_id: Uuid,
         as_of: DateTime<Utc>,
     ) -> Result<Entity> {
-        // The reader takes one stamp-lock slot, chosen at random, exclusively (see
-        // `STAMP_SLOTS`), then reads with a snapshot taken once it holds it.
-        let sql = format!(
-            "SELECT {COLUMNS} FROM {}($1, $2, $3, $4) e",
-            self.idents.as_of_reader(schema_id)
-        );
-        let slot = STAMP_LOCK_CLASS + rand::random_range(0..STAMP_SLOTS);
-        let rows = self
-            .read(
-                schema_id,
-                &sql,
-                &[&entity_id, &as_of, &slot, &self.lock_key],
-            )
-            .await?;
-        let entity = Entity::from_row(&one_row(rows, schema_id, entity_id)?)?;
+        let row = if self.is_settled(as_of) {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM {} e
+                 WHERE e.entity_id = $1 AND e.created_at <= $2
+                 ORDER BY e.created_at DESC, e.revision DESC
+                 LIMIT 1",
+                self.idents.entity_table(schema_id)
+            );
+            let rows = self.read(schema_id, &sql, &[&entity_id, &as_of]).await?;
+            one_row(rows, schema_id, entity_id)?
+        } else {
+            // The reader takes one stamp-lock slot, chosen at random, exclusively (see
+            // `STAMP_SLOTS`), then reads with a snapshot taken once it holds it. The clock is
+            // read while the slot is held, after the reader returned its row: a settled time.
+            let sql = format!(
+                "SELECT {COLUMNS}, clock_timestamp() FROM {}($1, $2, $3, $4) e",
+                self.idents.as_of_reader(schema_id)
+            );
+            let slot = STAMP_LOCK_CLASS + rand::random_range(0..STAMP_SLOTS);
+            let rows = self
+                .read(
+                    schema_id,
+                    &sql,
+                    &[&entity_id, &as_of, &slot, &self.lock_key],
+                )
+                .await?;
+            let row = one_row(rows, schema_id, entity_id)?;
+            self.store.settle(&self.name, row.try_get(COLUMN_COUNT)?);
+            row
+        };
+        let entity = Entity::from_row(&row)?;
         match entity.deleted_at {
             Some(deleted_at) if deleted_at <= as_of => Err(Error::NotFound {
                 what: format!("entity {schema_id}/{entity_id} (deleted at {deleted_at})"),
             }),
             _ => Ok(entity),
         }
+    }
+
+    /// Whether every unit of work of the service stamped at or before `at` has ended, as far as
+    /// this process knows: `at` is earlier than a time read under the stamp barrier (see
+    /// [`Store::settled`]). An as-of read of such a time is final without the barrier.
+    fn is_settled(&self, at: DateTime<Utc>) -> bool {
+        self.store
+            .settled(&self.name)
+            .is_some_and(|settled| at < settled)
     }
 
     /// The current versions of many entities in one round trip, in the order of `entity_ids`;
@@ -215,10 +243,10 @@ impl Service {
             .map(|row| {
                 Ok(HistoryEntry {
                     entity: Entity::from_row(row)?,
-                    actor: row.try_get(11)?,
-                    correlation_id: row.try_get(12)?,
-                    deleted_uow_id: row.try_get(13)?,
-                    deleted_by: row.try_get(14)?,
+                    actor: row.try_get(COLUMN_COUNT)?,
+                    correlation_id: row.try_get(COLUMN_COUNT + 1)?,
+                    deleted_uow_id: row.try_get(COLUMN_COUNT + 2)?,
+                    deleted_by: row.try_get(COLUMN_COUNT + 3)?,
                 })
             })
             .collect()
@@ -261,8 +289,9 @@ impl Service {
     /// Runs a compiled query under the service role in a read-only transaction of its own,
     /// planned for its parameter values (`plan_cache_mode = force_custom_plan`): PostgreSQL then
     /// folds the path parameters into constants and can use the expression indexes of
-    /// `x-vellum-index`. `BEGIN; SET LOCAL ROLE` (and the statement timeout), the optional stamp
-    /// barrier of an as-of query, the statement and `COMMIT` are pipelined in one round trip,
+    /// `x-vellum-index`. `BEGIN; SET LOCAL ROLE` (and the statement timeout), the stamp barrier
+    /// of a query as of a time not yet settled (see [`Service::get_as_of`]), the statement and
+    /// `COMMIT` are pipelined in one round trip,
     /// all sent in the first poll of the `join!`, so a query cancelled at any point still ends
     /// its transaction on the server before the connection serves anything else. Query
     /// statements are prepared and cached per connection like the others; the cache is emptied
@@ -272,7 +301,7 @@ impl Service {
         schema_id: &SchemaId,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
-        barrier: bool,
+        as_of: Option<DateTime<Utc>>,
     ) -> Result<Vec<Row>> {
         let client = self.service_client().await?;
         if client.statement_cache.size() > QUERY_STATEMENTS {
@@ -282,10 +311,11 @@ impl Service {
             Ok(stmt) => stmt,
             Err(err) => return Err(self.map_read_error(err, schema_id)),
         };
-        let barrier_stmt = if barrier {
-            Some(client.prepare_cached(STAMP_BARRIER).await?)
-        } else {
-            None
+        let barrier_stmt = match as_of {
+            Some(as_of) if !self.is_settled(as_of) => {
+                Some(client.prepare_cached(STAMP_BARRIER).await?)
+            }
+            _ => None,
         };
         let mut begin = self.begin_sql("BEGIN READ ONLY");
         begin.push_str("; SET LOCAL plan_cache_mode = force_custom_plan");
@@ -293,10 +323,10 @@ impl Service {
         let barrier_fut = async {
             match &barrier_stmt {
                 Some(stmt) => client
-                    .execute(stmt, &[&stamp_slot, &self.lock_key])
+                    .query_one(stmt, &[&stamp_slot, &self.lock_key])
                     .await
-                    .map(drop),
-                None => Ok(()),
+                    .map(|row| Some(row.get::<_, DateTime<Utc>>(0))),
+                None => Ok(None),
             }
         };
         let (begun, barrier_done, rows, committed) = tokio::join!(
@@ -306,7 +336,9 @@ impl Service {
             client.batch_execute("COMMIT"),
         );
         begun?;
-        barrier_done?;
+        if let Some(settled) = barrier_done? {
+            self.store.settle(&self.name, settled);
+        }
         let rows = rows.map_err(|err| self.map_read_error(err, schema_id))?;
         committed?;
         Ok(rows)

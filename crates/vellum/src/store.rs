@@ -84,6 +84,9 @@ struct Inner {
     /// Each service's `change_events` setting, as this process last saw it; a commit that
     /// leaves the change events out because of it checks the setting (see `uow::flush`).
     change_events: RwLock<HashMap<ServiceName, bool>>,
+    /// Each service's settled time, as far as this process has seen it: every unit of work of
+    /// the service stamped at or before it has ended (see [`Store::settled`]).
+    settled: RwLock<HashMap<ServiceName, DateTime<Utc>>>,
     /// The latest version seen of recently written or read entities (see [`KnownVersions`]).
     known_versions: KnownVersions,
     /// The Rust migrations installed in this process, by the version they lead to.
@@ -166,6 +169,7 @@ impl Store {
                 active_versions: RwLock::default(),
                 known_versions: KnownVersions::default(),
                 change_events: RwLock::default(),
+                settled: RwLock::default(),
                 migration_fns: RwLock::default(),
                 cursor_key,
                 _cluster: cluster,
@@ -392,6 +396,34 @@ impl Store {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(service, on);
+    }
+
+    /// The latest time this process knows to be settled for a service: a database-clock time
+    /// read while holding the stamp barrier (see `Service::get_as_of`). Every unit of work
+    /// stamped at or before it had ended when the barrier was taken, and any later one stamps
+    /// later, so an as-of read of an earlier time is final without the barrier.
+    pub(crate) fn settled(&self, service: &ServiceName) -> Option<DateTime<Utc>> {
+        self.inner
+            .settled
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(service)
+            .copied()
+    }
+
+    /// Records a time read under the stamp barrier; the settled time only moves forward.
+    pub(crate) fn settle(&self, service: &ServiceName, at: DateTime<Utc>) {
+        let mut settled = self
+            .inner
+            .settled
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        match settled.get_mut(service) {
+            Some(known) => *known = (*known).max(at),
+            None => {
+                settled.insert(service.clone(), at);
+            }
+        }
     }
 
     /// The Rust migration to `key.2` installed in this process, if any.

@@ -85,10 +85,35 @@ impl Fixture {
 
     /// The fixture's service opened by a second store: another process of the application.
     pub(crate) async fn other_process(&self) -> vellum::Service {
-        let store = Store::connect(self.db.config(), StoreOptions::default())
+        self.process_with(StoreOptions::default()).await
+    }
+
+    /// The fixture's service opened by a second store whose statements may run for `timeout`.
+    pub(crate) async fn impatient_process(&self, timeout: std::time::Duration) -> vellum::Service {
+        let mut options = StoreOptions::default();
+        options.statement_timeout = Some(timeout);
+        self.process_with(options).await
+    }
+
+    async fn process_with(&self, options: StoreOptions) -> vellum::Service {
+        let store = Store::connect(self.db.config(), options).await.unwrap();
+        store.service(self.service.name()).await.unwrap()
+    }
+
+    /// A connection that holds every stamp-lock slot of the service shared (0..=255 covers them
+    /// all), as a writer does between its commit stamp and its commit, until it runs `SELECT
+    /// pg_advisory_unlock_all()` or closes.
+    pub(crate) async fn stamped_writer(&self) -> tokio_postgres::Client {
+        let writer = self.admin().await;
+        writer
+            .execute(
+                "SELECT pg_advisory_lock_shared(1447382092 + slot, lock_key)
+                 FROM vellum.services, generate_series(0, 255) AS slot WHERE name = 'orders'",
+                &[],
+            )
             .await
             .unwrap();
-        store.service(self.service.name()).await.unwrap()
+        writer
     }
 
     /// A plain connection as the database owner, for what a user could do by hand.

@@ -4,22 +4,19 @@
 use std::time::Duration;
 
 use serde_json::json;
-use vellum::{Error, Store, StoreOptions, WriteOptions};
+use vellum::{Error, WriteOptions};
 
 use crate::fixtures::{Fixture, id, order_schema, v};
 
-/// A second store on the fixture's database whose statements may run for 50 ms.
-async fn impatient(f: &Fixture) -> Store {
-    let mut options = StoreOptions::default();
-    options.statement_timeout = Some(Duration::from_millis(50));
-    Store::connect(f.db.config(), options).await.unwrap()
+/// The fixture's service in a second process whose statements may run for 50 ms.
+async fn impatient(f: &Fixture) -> vellum::Service {
+    f.impatient_process(Duration::from_millis(50)).await
 }
 
 #[tokio::test]
 async fn a_slow_raw_statement_times_out_and_fails_its_unit_of_work() {
     let f = Fixture::new().await;
-    let store = impatient(&f).await;
-    let service = store.service(f.service.name()).await.unwrap();
+    let service = impatient(&f).await;
     let order = id("sales_order");
 
     let mut uow = service.begin("alice").await.unwrap();
@@ -76,8 +73,7 @@ async fn without_the_option_no_timeout_is_set() {
 #[tokio::test]
 async fn a_read_waiting_too_long_times_out() {
     let f = Fixture::new().await;
-    let store = impatient(&f).await;
-    let service = store.service(f.service.name()).await.unwrap();
+    let service = impatient(&f).await;
     let order = id("sales_order");
     let mut uow = service.begin("alice").await.unwrap();
     let staged = uow
@@ -86,24 +82,15 @@ async fn a_read_waiting_too_long_times_out() {
         .unwrap();
     let committed = uow.commit().await.unwrap();
 
-    // A writer between its commit stamp and its commit holds every stamp-lock slot of the
-    // service shared (0..=255 covers them all); a final as-of read waits for it, here longer than
-    // the timeout allows.
-    let admin = f.admin().await;
-    admin
-        .execute(
-            "SELECT pg_advisory_lock_shared(1447382092 + slot, lock_key)
-             FROM vellum.services, generate_series(0, 255) AS slot WHERE name = 'orders'",
-            &[],
-        )
-        .await
-        .unwrap();
+    // A writer between its commit stamp and its commit: a final as-of read waits for it, here
+    // longer than the timeout allows.
+    let writer = f.stamped_writer().await;
     let err = service
         .get_as_of(&order, staged.entity_id, committed.committed_at)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Timeout), "{err:?}");
-    admin
+    writer
         .batch_execute("SELECT pg_advisory_unlock_all()")
         .await
         .unwrap();
@@ -117,8 +104,7 @@ async fn a_read_waiting_too_long_times_out() {
 #[tokio::test]
 async fn a_schema_change_waiting_too_long_times_out() {
     let f = Fixture::new().await;
-    let store = impatient(&f).await;
-    let service = store.service(f.service.name()).await.unwrap();
+    let service = impatient(&f).await;
     let order = id("sales_order");
 
     // Another registry change of the same schema id holds its lock.

@@ -1,11 +1,11 @@
 //! As-of reads: the state at any past time, and repeatable once that time has passed.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use tokio::sync::Mutex;
-use vellum::{Error, WriteOptions};
+use vellum::{Error, WriteOptions, query::Query};
 
 use crate::fixtures::{Fixture, id};
 
@@ -168,6 +168,51 @@ async fn an_as_of_read_never_changes_once_its_time_has_passed_under_concurrent_w
             "as of {t}: torn read {versions:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn reads_as_of_a_settled_time_do_not_wait_for_writers_and_later_ones_do() {
+    let f = Fixture::new().await;
+    let order = id("sales_order");
+    // Another process whose statements may run for a second: a read that waits for a writer
+    // fails with a timeout instead of hanging.
+    let service = f.impatient_process(Duration::from_secs(1)).await;
+    let entity_id = f.create_order(json!({"customer": "a"})).await.entity_id;
+    let admin = f.admin().await;
+    let server_now = async || -> DateTime<Utc> {
+        admin
+            .query_one("SELECT clock_timestamp()", &[])
+            .await
+            .unwrap()
+            .get(0)
+    };
+    let read_as_of = async |t: DateTime<Utc>| {
+        let got = service.get_as_of(&order, entity_id, t).await;
+        let query: Query = serde_json::from_value(json!({"as_of": t})).unwrap();
+        let page = service.query(&order, &query).await;
+        (got.map(|e| e.revision), page.map(|p| p.items.len()))
+    };
+
+    // The first read of a past time takes the barrier, which settles every earlier time.
+    let t = server_now().await;
+    assert!(matches!(read_as_of(t).await, (Ok(1), Ok(1))));
+    let later = server_now().await;
+
+    // A writer between its commit stamp and its commit.
+    let writer = f.stamped_writer().await;
+    // The settled time is read at once, by id and by query: no unit of work can still commit
+    // at or before it.
+    assert!(matches!(read_as_of(t).await, (Ok(1), Ok(1))));
+    // A later time waits for the writer, by id and by query.
+    let (got, page) = read_as_of(later).await;
+    assert!(matches!(got, Err(Error::Timeout)), "{got:?}");
+    assert!(matches!(page, Err(Error::Timeout)), "{page:?}");
+
+    writer
+        .batch_execute("SELECT pg_advisory_unlock_all()")
+        .await
+        .unwrap();
+    assert!(matches!(read_as_of(later).await, (Ok(1), Ok(1))));
 }
 
 #[tokio::test]
