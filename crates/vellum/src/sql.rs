@@ -30,6 +30,11 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "commit checks",
         include_str!("sql/0007_commit_checks.sql"),
     ),
+    (
+        8,
+        "registry generation",
+        include_str!("sql/0008_registry_generation.sql"),
+    ),
 ];
 
 const SERVICE_DDL: &str = include_str!("sql/service.sql");
@@ -37,16 +42,21 @@ const SERVICE_DDL: &str = include_str!("sql/service.sql");
 const SERVICE_OUTBOX_DDL: &str = include_str!("sql/service_outbox.sql");
 /// The as-of readers of the entity tables a service has, added by service DDL version 3.
 const SERVICE_AS_OF_READERS_DDL: &str = include_str!("sql/service_as_of_readers.sql");
+/// The registry generation of a service, added by service DDL version 4.
+const SERVICE_REGISTRY_GENERATION_DDL: &str = include_str!("sql/service_registry_generation.sql");
 const ENTITY_TABLE_DDL: &str = include_str!("sql/entity_table.sql");
 
 /// The version of a service's DDL recorded in `vellum.services.ddl_version`: a new service gets
 /// every step at once, an existing one the steps above its version ([`ServiceIdents::upgrade_ddl`]).
-pub(crate) const SERVICE_DDL_VERSION: i32 = 3;
+pub(crate) const SERVICE_DDL_VERSION: i32 = 4;
 
 /// The steps of the service DDL after version 1 ([`SERVICE_DDL`]), each with the version it
 /// brings the service to.
-const SERVICE_DDL_STEPS: &[(i32, &str)] =
-    &[(2, SERVICE_OUTBOX_DDL), (3, SERVICE_AS_OF_READERS_DDL)];
+const SERVICE_DDL_STEPS: &[(i32, &str)] = &[
+    (2, SERVICE_OUTBOX_DDL),
+    (3, SERVICE_AS_OF_READERS_DDL),
+    (4, SERVICE_REGISTRY_GENERATION_DDL),
+];
 
 /// Quotes an identifier that was validated by `vellum-core`. Validated names contain only
 /// `[a-z0-9_]`, so the quoting is belt and braces; it also keeps reserved words usable.
@@ -76,6 +86,12 @@ impl ServiceIdents {
     /// `"service"."table"`, for one of the service's fixed tables.
     pub(crate) fn fixed(&self, table: &str) -> String {
         format!("{}.{}", self.schema, quote(table))
+    }
+
+    /// `'"service"."table"'::regclass`: one of the service's fixed tables as a value, for a
+    /// function that takes the table. Quoted names hold no `'`.
+    pub(crate) fn fixed_regclass(&self, table: &str) -> String {
+        format!("'{}'::regclass", self.fixed(table))
     }
 
     /// `"service"."schema_id"`: the table of an entity type.

@@ -80,7 +80,7 @@ struct Inner {
     /// The active version of each entity type, as this process last saw it. A unit of work that
     /// validates against it without reading it checks at commit that it may still write it
     /// (see `uow::flush`), and refreshes it from that check.
-    active_versions: RwLock<HashMap<(ServiceName, SchemaId), Version>>,
+    active_versions: RwLock<HashMap<(ServiceName, SchemaId), SeenActive>>,
     /// Each service's `change_events` setting, as this process last saw it; a commit that
     /// leaves the change events out because of it checks the setting (see `uow::flush`).
     change_events: RwLock<HashMap<ServiceName, bool>>,
@@ -95,6 +95,15 @@ struct Inner {
     cursor_key: Vec<u8>,
     /// Kept so an embedded cluster started by this process stops when the last clone drops.
     _cluster: Option<RunningCluster>,
+}
+
+/// The active version of an entity type as a process saw it, and the service's registry
+/// generation when it did: while the generation has not moved, no version of the service was
+/// registered, activated or deleted since, so the version is still the active one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SeenActive {
+    pub(crate) version: Version,
+    pub(crate) generation: i64,
 }
 
 impl std::fmt::Debug for Store {
@@ -353,7 +362,7 @@ impl Store {
     }
 
     /// The active version of an entity type as this process last saw it, if it has.
-    pub(crate) fn cached_active(&self, key: &(ServiceName, SchemaId)) -> Option<Version> {
+    pub(crate) fn cached_active(&self, key: &(ServiceName, SchemaId)) -> Option<SeenActive> {
         self.inner
             .active_versions
             .read()
@@ -362,12 +371,12 @@ impl Store {
             .copied()
     }
 
-    pub(crate) fn cache_active(&self, key: (ServiceName, SchemaId), version: Version) {
+    pub(crate) fn cache_active(&self, key: (ServiceName, SchemaId), seen: SeenActive) {
         self.inner
             .active_versions
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key, version);
+            .insert(key, seen);
     }
 
     /// Forgets the active versions seen of a service's entity types: called by every schema

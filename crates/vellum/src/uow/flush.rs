@@ -21,6 +21,7 @@ use crate::{
     known::{EntityKey, KnownVersion},
     service::{STAMP_LOCK_CLASS, STAMP_SLOTS},
     sql,
+    store::SeenActive,
 };
 
 /// Takes a unit of work's commit stamp: every stamp-lock slot of the service shared (see
@@ -42,28 +43,29 @@ pub(crate) fn stamp_sql(uow_table: &str) -> String {
 }
 
 /// A unit of work's commit stamp ([`stamp_sql`]) with the checks of what the process cached,
-/// in the same statement: `vellum.expect_change_events($7, setting)` (`$7`: whether the entity
-/// change events were sent) and `vellum.expect_writable_schema` for each entity type whose
-/// active version came from the cache (`$8` schema ids, `$9` versions). Returns the commit
-/// time, the `change_events` setting, and the active version of each checked type, in order.
+/// in the same statement, both on the service's one settings row:
+/// `vellum.expect_change_events($7, setting)` (`$7`: whether the entity change events were
+/// sent), called only when it fails; and, for the entity types whose active version came from
+/// the cache (`$8` schema ids, `$9` versions, `$10` the registry generations they were seen
+/// at), nothing more while the registry generation has not moved, else
+/// `vellum.expect_writable_schemas`. Returns the commit time, the `change_events`
+/// setting, the active version of each checked type in order, and the registry generation.
 fn checked_stamp_sql(idents: &sql::ServiceIdents) -> String {
     format!(
         "WITH checked AS MATERIALIZED (
-             SELECT vellum.expect_change_events($7, s.change_events) AS change_events,
-                    ARRAY(SELECT vellum.expect_writable_schema(c.schema_id, c.version,
-                                                               a.schema_version,
-                                                               v.deleted_at IS NULL)
-                          FROM unnest($8::text[], $9::text[]) WITH ORDINALITY
-                               AS c(schema_id, version, ord)
-                          LEFT JOIN {schemas} a ON a.schema_id = c.schema_id AND a.is_active
-                          LEFT JOIN {schemas} v ON v.schema_id = c.schema_id
-                                                AND v.schema_version = c.version
-                          ORDER BY c.ord) AS active
+             SELECT CASE WHEN s.change_events AND NOT $7
+                         THEN vellum.expect_change_events($7, s.change_events)
+                         ELSE s.change_events END AS change_events,
+                    CASE WHEN s.registry_generation = ALL($10::bigint[]) THEN $9::text[]
+                         ELSE vellum.expect_writable_schemas({schemas}, $8::text[], $9::text[])
+                    END AS active,
+                    s.registry_generation
              FROM {settings} s),
          stamped AS ({stamp})
-         SELECT stamped.committed_at, checked.change_events, checked.active
+         SELECT stamped.committed_at, checked.change_events, checked.active,
+                checked.registry_generation
          FROM stamped, checked",
-        schemas = idents.fixed("schemas"),
+        schemas = idents.fixed_regclass("schemas"),
         settings = idents.fixed("event_settings"),
         stamp = stamp_sql(&idents.fixed("units_of_work")),
     )
@@ -218,14 +220,14 @@ impl UnitOfWork {
             statements.push((supersede, client.prepare_cached(&write).await?, checks));
         }
 
-        let (unconfirmed_ids, unconfirmed_versions): (Vec<String>, Vec<String>) = self
-            .unconfirmed_active
-            .iter()
-            .map(|schema_id| {
-                let version = self.active_schemas[schema_id];
-                (schema_id.to_string(), version.to_string())
-            })
-            .unzip();
+        let mut unconfirmed_ids = Vec::with_capacity(self.unconfirmed_active.len());
+        let mut unconfirmed_versions = Vec::with_capacity(self.unconfirmed_active.len());
+        let mut unconfirmed_generations = Vec::with_capacity(self.unconfirmed_active.len());
+        for (schema_id, generation) in &self.unconfirmed_active {
+            unconfirmed_ids.push(schema_id.to_string());
+            unconfirmed_versions.push(self.active_schemas[schema_id].to_string());
+            unconfirmed_generations.push(*generation);
+        }
         let outbox = self.outbox_rows(change_rows);
         let outbox_stmt = if outbox.len() > 0 {
             Some(
@@ -326,6 +328,7 @@ impl UnitOfWork {
             &change_rows,
             &unconfirmed_ids,
             &unconfirmed_versions,
+            &unconfirmed_generations,
         ];
         pipeline.push((Stage::Stamp, run(&stamp, stamp_params)));
         for (index, (op, (supersede, write, checks))) in
@@ -450,21 +453,31 @@ impl UnitOfWork {
     }
 
     /// After a commit: what the stamp's checks found (the `change_events` setting, the active
-    /// version of each type checked) is what this process caches. The unit of work has
-    /// committed by then, so nothing here can fail it.
+    /// version of each type checked, at the registry generation read with them) is what this
+    /// process caches. The unit of work has committed by then, so nothing here can fail it.
     fn refresh_cached(&self, stamp_row: &Row) {
         let store = &self.service.store;
         if let Ok(on) = stamp_row.try_get::<_, bool>(1) {
             store.cache_change_events(self.service.name.clone(), on);
         }
-        let Ok(active) = stamp_row.try_get::<_, Vec<&str>>(2) else {
+        let (Ok(active), Ok(generation)) = (
+            stamp_row.try_get::<_, Vec<&str>>(2),
+            stamp_row.try_get::<_, i64>(3),
+        ) else {
             return;
         };
-        for (schema_id, active) in self.unconfirmed_active.iter().zip(active) {
-            if let Ok(active) = crate::entity::parse_stored(active)
-                && active != self.active_schemas[schema_id]
+        for ((schema_id, seen_at), active) in self.unconfirmed_active.iter().zip(active) {
+            if let Ok(version) = crate::entity::parse_stored(active)
+                && (version, generation) != (self.active_schemas[schema_id], *seen_at)
             {
-                store.cache_active((self.service.name.clone(), schema_id.clone()), active);
+                let key = (self.service.name.clone(), schema_id.clone());
+                store.cache_active(
+                    key,
+                    SeenActive {
+                        version,
+                        generation,
+                    },
+                );
             }
         }
     }

@@ -119,9 +119,10 @@ pub struct UnitOfWork {
     current: HashMap<(SchemaId, Uuid), Current>,
     active_schemas: HashMap<SchemaId, Version>,
     /// Entity types whose active version came from the store's cache rather than from this
-    /// transaction: the commit checks that each may still be written, and with the active
-    /// version in the same line (`vellum.expect_writable_schema`), in the same round trip.
-    unconfirmed_active: Vec<SchemaId>,
+    /// transaction, with the registry generation it was seen at: the commit checks, in the same
+    /// round trip, that the generation has not moved, or else that each version may still be
+    /// written, with the active version in the same line (`vellum.expect_writable_schema`).
+    unconfirmed_active: Vec<(SchemaId, i64)>,
     /// Schema versions this unit of work has checked are live, with their validators.
     schemas: HashMap<(SchemaId, Version), Arc<CompiledSchema>>,
 }

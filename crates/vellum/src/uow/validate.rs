@@ -7,7 +7,7 @@ use uuid::Uuid;
 use vellum_core::{CompiledSchema, SchemaId, Version, Violation};
 
 use super::UnitOfWork;
-use crate::{Error, Result, entity::parse_stored};
+use crate::{Error, Result, entity::parse_stored, store::SeenActive};
 
 /// A document that passed validation: the schema version it was validated against, and the
 /// entities its `x-vellum-ref` properties name, to be checked at commit.
@@ -65,14 +65,17 @@ impl UnitOfWork {
             return Ok(*version);
         }
         let key = (self.service.name.clone(), schema_id.clone());
-        if let Some(version) = self.service.store.cached_active(&key) {
-            self.active_schemas.insert(schema_id.clone(), version);
-            self.unconfirmed_active.push(schema_id.clone());
-            return Ok(version);
+        if let Some(seen) = self.service.store.cached_active(&key) {
+            self.active_schemas.insert(schema_id.clone(), seen.version);
+            self.unconfirmed_active
+                .push((schema_id.clone(), seen.generation));
+            return Ok(seen.version);
         }
         let sql = format!(
-            "SELECT schema_version FROM {} WHERE schema_id = $1 AND is_active",
-            self.service.idents.fixed("schemas")
+            "SELECT a.schema_version, s.registry_generation FROM {} a, {} s
+             WHERE a.schema_id = $1 AND a.is_active",
+            self.service.idents.fixed("schemas"),
+            self.service.idents.fixed("event_settings"),
         );
         let rows = self.query(&sql, &[&schema_id.as_str()], schema_id).await?;
         let Some(row) = rows.first() else {
@@ -82,7 +85,14 @@ impl UnitOfWork {
         };
         let version = parse_stored(row.try_get(0)?)?;
         self.active_schemas.insert(schema_id.clone(), version);
-        self.service.store.cache_active(key, version);
+        let generation = row.try_get(1)?;
+        self.service.store.cache_active(
+            key,
+            SeenActive {
+                version,
+                generation,
+            },
+        );
         Ok(version)
     }
 

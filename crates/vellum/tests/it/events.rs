@@ -357,6 +357,7 @@ async fn a_service_provisioned_before_the_outbox_is_upgraded_on_connect() {
     admin
         .batch_execute(
             "DROP TABLE orders.outbox; DROP TABLE orders.event_settings;
+             DROP TRIGGER schemas_registry_generation ON orders.schemas;
              UPDATE vellum.services SET ddl_version = 1 WHERE name = 'orders'",
         )
         .await
@@ -372,7 +373,7 @@ async fn a_service_provisioned_before_the_outbox_is_upgraded_on_connect() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let service = store.service(f.service.name()).await.unwrap();
     let mut uow = service.begin("alice").await.unwrap();
     uow.emit(transfer("w-1", 1)).unwrap();

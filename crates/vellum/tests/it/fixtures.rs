@@ -95,7 +95,8 @@ impl Fixture {
         self.process_with(options).await
     }
 
-    async fn process_with(&self, options: StoreOptions) -> vellum::Service {
+    /// The fixture's service opened by a second store with `options`.
+    pub(crate) async fn process_with(&self, options: StoreOptions) -> vellum::Service {
         let store = Store::connect(self.db.config(), options).await.unwrap();
         store.service(self.service.name()).await.unwrap()
     }

@@ -3,7 +3,7 @@
 //! process changing the registry shows here as a second `Store` on the same database.
 
 use serde_json::json;
-use vellum::{Error, WriteOptions};
+use vellum::{Error, StoreOptions, WriteOptions};
 
 use crate::fixtures::{Fixture, id, order_schema, v};
 
@@ -103,4 +103,74 @@ async fn the_commit_check_accepts_the_active_line_only() {
     assert_eq!(check("1.2.0", Some("1.3.0"), Some(false)).await, refused);
     assert_eq!(check("1.2.0", Some("1.3.0"), None).await, refused);
     assert_eq!(check("1.2.0", None, Some(true)).await, refused);
+}
+
+#[tokio::test]
+async fn every_registry_change_moves_the_generation_and_writes_do_not() {
+    let f = Fixture::new().await;
+    let order = id("sales_order");
+    let admin = f.admin().await;
+    let generation = async || -> i64 {
+        admin
+            .query_one("SELECT registry_generation FROM orders.event_settings", &[])
+            .await
+            .unwrap()
+            .get(0)
+    };
+    let registered = generation().await;
+    assert!(registered > 0, "registering 1.0.0 moved it");
+    f.create_order(json!({"customer": "ACME"})).await;
+    assert_eq!(generation().await, registered);
+
+    let registry = f.service.schemas();
+    registry
+        .register(&order, v("1.0.1"), order_schema(), false)
+        .await
+        .unwrap();
+    let added = generation().await;
+    assert!(added > registered);
+    registry.activate(&order, v("1.0.1")).await.unwrap();
+    let activated = generation().await;
+    assert!(activated > added);
+    registry.delete(&order, v("1.0.0")).await.unwrap();
+    assert!(generation().await > activated);
+}
+
+#[tokio::test]
+async fn the_commit_statement_is_planned_once_per_connection_not_at_every_commit() {
+    let f = Fixture::new().await;
+    let mut options = StoreOptions::default();
+    options.pool_size = 1;
+    let service = f.process_with(options).await;
+    let order = id("sales_order");
+    for n in 0..10 {
+        let mut uow = service.begin("alice").await.unwrap();
+        uow.create(
+            &order,
+            json!({"customer": format!("c{n}")}),
+            WriteOptions::default(),
+        )
+        .await
+        .unwrap();
+        uow.commit().await.unwrap();
+    }
+    // PostgreSQL plans a prepared statement for its parameters five times, then keeps a generic
+    // plan unless that looks dearer; the one connection ran every commit.
+    let mut uow = service.begin("alice").await.unwrap();
+    let rows = uow
+        .raw()
+        .query(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements
+             WHERE statement LIKE '%registry_generation%' AND statement LIKE '%units_of_work%'
+               AND statement NOT LIKE '%pg_prepared_statements%'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let plans: Vec<(i64, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        plans,
+        [(5, 5)],
+        "(generic, custom) plans of the commit stamp"
+    );
 }

@@ -226,6 +226,8 @@ async fn entity_types_of_a_service_provisioned_before_the_as_of_readers_get_them
         .await
         .batch_execute(
             "DROP FUNCTION orders.sales_order_as_of;
+             DROP TRIGGER schemas_registry_generation ON orders.schemas;
+             ALTER TABLE orders.event_settings DROP COLUMN registry_generation;
              UPDATE vellum.services SET ddl_version = 2 WHERE name = 'orders'",
         )
         .await
