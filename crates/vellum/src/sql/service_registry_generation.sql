@@ -3,7 +3,3 @@
 ALTER TABLE {schema}.event_settings ADD COLUMN registry_generation bigint NOT NULL DEFAULT 0;
 CREATE TRIGGER schemas_registry_generation AFTER INSERT OR UPDATE OR DELETE ON {schema}.schemas
     FOR EACH STATEMENT EXECUTE FUNCTION vellum.next_registry_generation();
--- Statistics for the one-row table: never analyzed, it is estimated at thousands of rows, which
--- made the commit statement's generic plan look dearer than a custom one, so it was planned
--- again at every commit.
-ANALYZE {schema}.event_settings;

@@ -50,6 +50,10 @@ pub(crate) fn stamp_sql(uow_table: &str) -> String {
 /// at), nothing more while the registry generation has not moved, else
 /// `vellum.expect_writable_schemas`. Returns the commit time, the `change_events`
 /// setting, the active version of each checked type in order, and the registry generation.
+///
+/// The settings table has one row, and `LIMIT 1` tells the planner so: a table never analyzed
+/// is estimated at thousands of rows, the generic plan then looks dearer than a custom one, and
+/// PostgreSQL would plan the statement again at every commit.
 fn checked_stamp_sql(idents: &sql::ServiceIdents) -> String {
     format!(
         "WITH checked AS MATERIALIZED (
@@ -60,7 +64,7 @@ fn checked_stamp_sql(idents: &sql::ServiceIdents) -> String {
                          ELSE vellum.expect_writable_schemas({schemas}, $8::text[], $9::text[])
                     END AS active,
                     s.registry_generation
-             FROM {settings} s),
+             FROM (SELECT change_events, registry_generation FROM {settings} LIMIT 1) s),
          stamped AS ({stamp})
          SELECT stamped.committed_at, checked.change_events, checked.active,
                 checked.registry_generation
