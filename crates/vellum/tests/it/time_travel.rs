@@ -196,6 +196,10 @@ async fn reads_as_of_a_settled_time_do_not_wait_for_writers_and_later_ones_do() 
     // The first read of a past time takes the barrier, which settles every earlier time.
     let t = server_now().await;
     assert!(matches!(read_as_of(t).await, (Ok(1), Ok(1))));
+    // So does the barrier of an as-of query, in a process that has only queried.
+    let querier = f.impatient_process(Duration::from_secs(1)).await;
+    let query: Query = serde_json::from_value(json!({"as_of": t})).unwrap();
+    assert_eq!(querier.query(&order, &query).await.unwrap().items.len(), 1);
     let later = server_now().await;
 
     // A writer between its commit stamp and its commit.
@@ -203,6 +207,11 @@ async fn reads_as_of_a_settled_time_do_not_wait_for_writers_and_later_ones_do() 
     // The settled time is read at once, by id and by query: no unit of work can still commit
     // at or before it.
     assert!(matches!(read_as_of(t).await, (Ok(1), Ok(1))));
+    let settled_by_query = querier.get_as_of(&order, entity_id, t).await;
+    assert!(
+        matches!(&settled_by_query, Ok(e) if e.revision == 1),
+        "{settled_by_query:?}"
+    );
     // A later time waits for the writer, by id and by query.
     let (got, page) = read_as_of(later).await;
     assert!(matches!(got, Err(Error::Timeout)), "{got:?}");
