@@ -1,15 +1,17 @@
-//! Which role the session of each pooled connection runs under, so a service's plain reads can
-//! leave the session under the service's role and skip the `BEGIN`/`SET LOCAL ROLE`/`COMMIT`
-//! around every read.
+//! Which role the session of each pooled connection runs under, so a service's plain reads
+//! and units of work can leave the session under the service's role and skip setting it again
+//! at every request.
 //!
-//! A connection's session is under the login role unless this table says otherwise: only
-//! [`Sessions::read_under`] moves a session elsewhere, and it records that before it sends
-//! anything, so a cancelled read leaves its connection marked. Every other checkout goes through
-//! [`Sessions::reset`] (in `Store::client`), or, for a service's own transactions, which set
-//! their role with `SET LOCAL ROLE`, [`Sessions::reset_unless`] the session is that service's
-//! (`Store::service_client`): statements are prepared before the transaction begins, and
-//! preparing needs the privileges of the role that will run them. No code path runs under a
-//! role it did not ask for.
+//! A connection's session is under the login role unless this table says otherwise. Two paths
+//! move a session to a service: [`Sessions::read_under`], and a unit of work, which sets the
+//! service's settings inside its transaction (they stay only if it commits) and records the
+//! session as the service's once it has committed. Both mark the session
+//! [`leaving`](Sessions::leaving) before they send anything, so a cancelled or failed request
+//! leaves its connection marked, and its next user resets it. Every other checkout goes through
+//! [`Sessions::reset`] (in `Store::client`), or, for a service's own work,
+//! [`Sessions::reset_unless`] the session is that service's (`Store::service_client`):
+//! statements are prepared before the transaction begins, and preparing needs the privileges of
+//! the role that will run them. No code path runs under a role it did not ask for.
 
 use std::{
     collections::HashMap,
@@ -92,15 +94,31 @@ impl Sessions {
             let statement = client.prepare_cached(sql).await?;
             client.query(&statement, params).await
         };
-        let id = Object::id(client);
-        if matches!(self.lock().get(&id), Some(Session::Service(current)) if current == settings) {
+        if self.is_under(client, settings) {
             return read.await;
         }
-        self.set(client, Some(Session::Unknown));
+        self.leaving(client);
         let (set, rows) = tokio::join!(client.batch_execute(settings), read);
         set?;
-        self.set(client, Some(Session::Service(settings.to_owned())));
+        self.entered(client, settings);
         rows
+    }
+
+    /// Whether the session of `client` is under `settings` already.
+    pub(crate) fn is_under(&self, client: &Object, settings: &str) -> bool {
+        matches!(self.lock().get(&Object::id(client)), Some(Session::Service(current)) if current == settings)
+    }
+
+    /// Before sending what may leave the session of `client` elsewhere than recorded (a
+    /// transaction that sets the session's settings, raw SQL): its next user resets it, unless
+    /// [`entered`](Self::entered) says where it is.
+    pub(crate) fn leaving(&self, client: &Object) {
+        self.set(client, Some(Session::Unknown));
+    }
+
+    /// The session of `client` is under `settings`: a transaction that set them committed.
+    pub(crate) fn entered(&self, client: &Object, settings: &str) {
+        self.set(client, Some(Session::Service(settings.to_owned())));
     }
 
     /// Forgets a connection found closed after a failed read. A connection the pool drops for

@@ -43,24 +43,32 @@ pub struct Service {
     pub(crate) name: ServiceName,
     pub(crate) idents: ServiceIdents,
     pub(crate) lock_key: i32,
-    /// The settings batch that puts a session under this service for its plain reads.
-    read_session: String,
+    /// The settings batch that puts a session under this service (its role and the store's
+    /// statement timeout): for its plain reads, and in the transaction of a unit of work.
+    session: Arc<str>,
+    /// `BEGIN` for a unit of work with [`session`](Self::session) in the transaction: the
+    /// settings stay on the session only if the transaction commits.
+    begin_entering: Arc<str>,
 }
+
+/// `BEGIN` for a unit of work whose session is under its service already.
+const UOW_BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 
 impl Service {
     pub(crate) fn new(store: Store, name: ServiceName, lock_key: i32) -> Self {
         let idents = ServiceIdents::new(&name);
-        let mut read_session = idents.set_session_role();
+        let mut session = idents.set_session_role();
         if let Some(timeout) = store.statement_timeout() {
-            read_session.push_str("; ");
-            read_session.push_str(&crate::sql::set_session_statement_timeout(timeout));
+            session.push_str("; ");
+            session.push_str(&crate::sql::set_session_statement_timeout(timeout));
         }
         Self {
             store,
             name,
             idents,
             lock_key,
-            read_session,
+            begin_entering: format!("{UOW_BEGIN}; {session}").into(),
+            session: session.into(),
         }
     }
 
@@ -278,7 +286,7 @@ impl Service {
         let client = self.service_client().await?;
         let sessions = self.store.sessions();
         sessions
-            .read_under(&client, &self.read_session, sql, params)
+            .read_under(&client, &self.session, sql, params)
             .await
             .map_err(|err| {
                 sessions.forget_closed(&client);
@@ -383,7 +391,25 @@ impl Service {
     /// A pooled connection for this service's own reads and transactions (see
     /// [`Store::service_client`]).
     pub(crate) async fn service_client(&self) -> Result<Object> {
-        self.store.service_client(&self.read_session).await
+        self.store.service_client(&self.session).await
+    }
+
+    /// The settings batch that puts a session under this service.
+    pub(crate) fn session(&self) -> &str {
+        &self.session
+    }
+
+    /// How a unit of work begins its transaction: with the service's session settings inside
+    /// it when `enter_session` (the pooled session is not under them yet), so that they stay
+    /// on the session only if the unit of work commits, and a failed one leaves no setting half
+    /// made. `SET` rather than `SET LOCAL`: the next unit of work or read of the service on
+    /// this connection then needs no settings at all.
+    pub(crate) fn begin_uow_sql(&self, enter_session: bool) -> &str {
+        if enter_session {
+            &self.begin_entering
+        } else {
+            UOW_BEGIN
+        }
     }
 }
 

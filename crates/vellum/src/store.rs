@@ -194,12 +194,12 @@ impl Store {
     }
 
     /// A pooled connection for one service's work, whose session is under the login role or
-    /// already under that service's `read_session` settings (see [`Sessions::reset_unless`]).
-    pub(crate) async fn service_client(&self, read_session: &str) -> Result<Object> {
+    /// already under that service's `session` settings (see [`Sessions::reset_unless`]).
+    pub(crate) async fn service_client(&self, session: &str) -> Result<Object> {
         let client = self.inner.pool.get().await?;
         self.inner
             .sessions
-            .reset_unless(&client, Some(read_session))
+            .reset_unless(&client, Some(session))
             .await?;
         Ok(client)
     }

@@ -317,7 +317,7 @@ impl UnitOfWork {
             pipeline.push((
                 Stage::Control,
                 client
-                    .batch_execute(&self.begin_sql)
+                    .batch_execute(self.begin_sql())
                     .map_ok(|()| vec![])
                     .boxed(),
             ));
@@ -429,6 +429,10 @@ impl UnitOfWork {
             });
         }
         self.state = State::Done;
+        if self.enter_session && !self.ran_raw {
+            let sessions = self.service.store.sessions();
+            sessions.entered(client, self.service.session());
+        }
         let stamp_row = owners
             .iter()
             .position(|o| matches!(o, Stage::Stamp))

@@ -109,7 +109,11 @@ pub struct UnitOfWork {
     client: Option<Object>,
     uow_id: Uuid,
     options: UowOptions,
-    begin_sql: String,
+    /// Whether the pooled session is not under the service's settings yet: the transaction
+    /// sets them ([`Service::begin_uow_sql`]).
+    enter_session: bool,
+    /// Whether raw SQL ran, which may have changed the session's settings.
+    ran_raw: bool,
     in_transaction: bool,
     state: State,
     failed: Option<String>,
@@ -143,13 +147,17 @@ impl UnitOfWork {
     pub(crate) async fn begin(service: Service, options: UowOptions) -> Result<Self> {
         options.check()?;
         let client = service.service_client().await?;
-        let begin_sql = service.begin_sql("BEGIN ISOLATION LEVEL READ COMMITTED");
+        let enter_session = !service
+            .store
+            .sessions()
+            .is_under(&client, service.session());
         Ok(Self {
             service,
             client: Some(client),
             uow_id: Uuid::now_v7(),
             options,
-            begin_sql,
+            enter_session,
+            ran_raw: false,
             in_transaction: false,
             state: State::Open,
             failed: None,
@@ -600,11 +608,9 @@ impl UnitOfWork {
         if self.in_transaction {
             return client.query(&stmt, params).await.map_err(map);
         }
-        // Set before BEGIN is sent: a unit of work dropped while it is in flight must roll back
-        // before its connection goes back to the pool.
         self.in_transaction = true;
         let (begun, rows) = tokio::join!(
-            client.batch_execute(&self.begin_sql),
+            client.batch_execute(self.begin_sql()),
             client.query(&stmt, params)
         );
         begun?;
@@ -621,13 +627,15 @@ impl UnitOfWork {
             .client
             .as_ref()
             .expect("a unit of work holds its connection until it ends");
+        // The statement may change the session's settings: its next user resets them.
+        self.ran_raw = true;
+        self.service.store.sessions().leaving(client);
         let result = if self.in_transaction {
             client.query(sql, params).await
         } else {
-            // Before BEGIN is sent, as in `query`.
             self.in_transaction = true;
             let (begun, rows) = tokio::join!(
-                client.batch_execute(&self.begin_sql),
+                client.batch_execute(self.begin_sql()),
                 client.query(sql, params)
             );
             begun.and(rows)
@@ -641,6 +649,19 @@ impl UnitOfWork {
             _ => err.into(),
         });
         self.record(result)
+    }
+
+    /// The `BEGIN` batch, with the session's settings when it enters them; such a session is
+    /// marked as elsewhere until the unit of work commits. Set `in_transaction` before sending
+    /// it: a unit of work dropped while it is in flight must roll back before its connection
+    /// goes back to the pool.
+    fn begin_sql(&self) -> &str {
+        if self.enter_session
+            && let Some(client) = &self.client
+        {
+            self.service.store.sessions().leaving(client);
+        }
+        self.service.begin_uow_sql(self.enter_session)
     }
 
     fn usable(&self) -> Result<()> {

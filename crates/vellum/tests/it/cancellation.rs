@@ -195,3 +195,74 @@ async fn a_cancelled_as_of_read_releases_its_barrier() {
         f.create_order(json!({"customer": "Initech"})).await;
     }
 }
+
+/// `current_user` and `statement_timeout` inside a unit of work, by raw SQL.
+async fn session_of(service: &vellum::Service) -> (String, String) {
+    let mut uow = service.begin("alice").await.unwrap();
+    let user: String = uow
+        .raw()
+        .query("SELECT current_user::text", &[])
+        .await
+        .unwrap()[0]
+        .get(0);
+    let timeout: String = uow
+        .raw()
+        .query("SHOW statement_timeout", &[])
+        .await
+        .unwrap()[0]
+        .get(0);
+    uow.rollback().await.unwrap();
+    (user, timeout)
+}
+
+#[tokio::test]
+async fn a_unit_of_work_runs_under_its_service_whatever_the_one_before_left_on_the_session() {
+    let f = Fixture::new().await;
+    let order = id("sales_order");
+    let (store, service) = one_connection(&f).await;
+    let expected = ("vellum_svc_orders".to_string(), "0".to_string());
+    // A committed unit of work leaves the session under the service; the next one finds it so.
+    let mut uow = service.begin("alice").await.unwrap();
+    let first = uow
+        .create(&order, json!({"customer": "ACME"}), WriteOptions::default())
+        .await
+        .unwrap();
+    uow.commit().await.unwrap();
+    assert_eq!(session_of(&service).await, expected);
+    // The owner's request takes the session back to the login role.
+    owner_works(&store).await;
+    // A unit of work that sets the service's settings and fails at commit (an entity id
+    // taken) leaves none of them behind.
+    let mut stale = service.begin("alice").await.unwrap();
+    stale
+        .create(
+            &order,
+            json!({"customer": "Initech"}),
+            WriteOptions::with_id(first.entity_id),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        stale.commit().await,
+        Err(vellum::Error::AlreadyExists { .. })
+    ));
+    assert_eq!(session_of(&service).await, expected);
+    // Raw SQL that changes the session's settings and commits: the next unit of work, read and
+    // owner's request get the settings they ask for, not those.
+    let mut uow = service.begin("alice").await.unwrap();
+    uow.raw()
+        .execute("SET statement_timeout = '123s'", &[])
+        .await
+        .unwrap();
+    uow.commit().await.unwrap();
+    assert_eq!(session_of(&service).await, expected);
+    let mut uow = service.begin("alice").await.unwrap();
+    uow.raw().execute("RESET ROLE", &[]).await.unwrap();
+    uow.commit().await.unwrap();
+    assert_eq!(
+        service.get(&order, first.entity_id).await.unwrap().payload,
+        json!({"customer": "ACME"})
+    );
+    assert_eq!(session_of(&service).await, expected);
+    owner_works(&store).await;
+}
