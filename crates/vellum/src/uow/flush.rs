@@ -26,19 +26,22 @@ use crate::{
 
 /// Takes a unit of work's commit stamp: every stamp-lock slot of the service shared (see
 /// [`STAMP_SLOTS`]), then the `units_of_work` row with `clock_timestamp()` as the commit time,
-/// which it returns. Parameters: `$1` uow id, `$2` actor, `$3` correlation id, `$4` metadata,
-/// `$5` [`STAMP_LOCK_CLASS`], `$6` the service's lock key. The slot count is a constant of the
-/// text, not a parameter: with `generate_series` over a parameter PostgreSQL estimated a
-/// generic plan dearer than a custom one and planned the statement at every commit.
+/// which it returns (with the unit of work's id). Parameters: `$1` uow id, `$2` actor, `$3`
+/// correlation id, `$4` metadata, `$5` [`STAMP_LOCK_CLASS`], `$6` the service's lock key.
+///
+/// Each slot is one call in one row (not a `generate_series` counted by an aggregate): the
+/// plan is a bare projection, cheap to start at every commit, and its cost does not depend on
+/// a parameter, so PostgreSQL keeps one generic plan.
 pub(crate) fn stamp_sql(uow_table: &str) -> String {
+    let slots: Vec<String> = (0..STAMP_SLOTS)
+        .map(|slot| format!("pg_advisory_xact_lock_shared($5 + {slot}, $6)"))
+        .collect();
     format!(
-        "WITH stamp_lock AS MATERIALIZED (
-             SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared($5 + slot, $6)
-                                   FROM generate_series(0, {last_slot}) AS slot) AS slots)
+        "WITH stamp_lock AS MATERIALIZED (SELECT {slots})
          INSERT INTO {uow_table} (uow_id, actor, correlation_id, committed_at, metadata)
          SELECT $1, $2, $3, clock_timestamp(), $4 FROM stamp_lock
-         RETURNING committed_at",
-        last_slot = STAMP_SLOTS - 1,
+         RETURNING committed_at, uow_id",
+        slots = slots.join(", "),
     )
 }
 
@@ -51,10 +54,21 @@ pub(crate) fn stamp_sql(uow_table: &str) -> String {
 /// `vellum.expect_writable_schemas`. Returns the commit time, the `change_events`
 /// setting, the active version of each checked type in order, and the registry generation.
 ///
+/// With `first`, the statement also runs the first statement of the first staged write
+/// ([`Write::stamped_sql`]), after the stamp and the checks: one statement fewer to bind, plan
+/// and execute per unit of work.
+///
 /// The settings table has one row, and `LIMIT 1` tells the planner so: a table never analyzed
 /// is estimated at thousands of rows, the generic plan then looks dearer than a custom one, and
 /// PostgreSQL would plan the statement again at every commit.
-fn checked_stamp_sql(idents: &sql::ServiceIdents) -> String {
+fn checked_stamp_sql(idents: &sql::ServiceIdents, first: Option<StampedWrite>) -> String {
+    let (write, check) = match first {
+        Some(StampedWrite { cte, check }) => (
+            format!(", {cte}"),
+            check.map(|check| format!(", {check}")).unwrap_or_default(),
+        ),
+        None => Default::default(),
+    };
     format!(
         "WITH checked AS MATERIALIZED (
              SELECT CASE WHEN s.change_events AND NOT $7
@@ -64,10 +78,10 @@ fn checked_stamp_sql(idents: &sql::ServiceIdents) -> String {
                          ELSE vellum.expect_writable_schemas({schemas}, $8::text[], $9::text[])
                     END AS active,
                     s.registry_generation
-             FROM (SELECT change_events, registry_generation FROM {settings} LIMIT 1) s),
-         stamped AS ({stamp})
+             FROM {settings} s LIMIT 1),
+         stamped AS ({stamp}){write}
          SELECT stamped.committed_at, checked.change_events, checked.active,
-                checked.registry_generation
+                checked.registry_generation{check}
          FROM stamped, checked",
         schemas = idents.fixed_regclass("schemas"),
         settings = idents.fixed("event_settings"),
@@ -75,13 +89,129 @@ fn checked_stamp_sql(idents: &sql::ServiceIdents) -> String {
     )
 }
 
+/// The parameters of the stamp statement before those of a write in it.
+const STAMP_PARAMS: usize = 10;
+
+/// A write's statement inside the stamp statement ([`Write::stamped_sql`]).
+struct StampedWrite {
+    /// The data-modifying CTE, named `written`.
+    cte: String,
+    /// What the stamp statement's row adds to check it, if anything.
+    check: Option<String>,
+}
+
+/// One statement of a staged write. Creates insert a version; updates and undeletes
+/// supersede the previous version, then insert one; deletes mark the active version deleted.
+/// Each reads the unit of work's id and commit time as `u`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    /// Parameters: entity id, revision, entity version, schema id, schema version, payload.
+    Insert,
+    /// Parameters: entity id, the revision superseded, whether it is deleted (an undelete),
+    /// what (for the conflict error), its entity version, its schema version.
+    Supersede,
+    /// Parameters: entity id, the revision deleted, what.
+    Delete,
+}
+
+impl Write {
+    /// The statements of a staged write, in order.
+    fn of(kind: OpKind) -> &'static [Write] {
+        match kind {
+            OpKind::Create => &[Write::Insert],
+            OpKind::Update | OpKind::Undelete => &[Write::Supersede, Write::Insert],
+            OpKind::Delete => &[Write::Delete],
+        }
+    }
+
+    /// The statement's data-modifying part, reading `u` from `commit`, with its parameters
+    /// numbered from `$first`. The `UPDATE`s return a row for what they changed.
+    fn body(self, table: &str, commit: &str, first: usize) -> String {
+        let p = |i: usize| format!("${}", first + i);
+        match self {
+            Write::Insert => format!(
+                "INSERT INTO {table} (entity_id, revision, entity_version, schema_id,
+                                      schema_version, payload, created_at, updated_at, uow_id)
+                 SELECT {}, {}, {}, {}, {}, {}, u.committed_at, u.committed_at, u.uow_id
+                 FROM {commit}",
+                p(0),
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5),
+            ),
+            Write::Supersede => format!(
+                "UPDATE {table} e SET is_active = false, updated_at = u.committed_at
+                 FROM {commit}
+                 WHERE e.entity_id = {} AND e.revision = {} AND e.entity_version = {}
+                   AND e.schema_version = {} AND e.is_active
+                   AND (e.deleted_at IS NOT NULL) = {}
+                 RETURNING 1",
+                p(0),
+                p(1),
+                p(4),
+                p(5),
+                p(2),
+            ),
+            Write::Delete => format!(
+                "UPDATE {table} e SET deleted_at = u.committed_at, deleted_uow_id = u.uow_id,
+                                      updated_at = u.committed_at
+                 FROM {commit}
+                 WHERE e.entity_id = {} AND e.revision = {} AND e.is_active
+                   AND e.deleted_at IS NULL
+                 RETURNING 1",
+                p(0),
+                p(1),
+            ),
+        }
+    }
+
+    /// For the `UPDATE`s, which must change a row: `vellum.expect_changed` (a conflict, naming
+    /// the write by its parameter), called only when `written` changed nothing. The statement's
+    /// parameters are numbered from `$first`.
+    fn check(self, first: usize) -> Option<String> {
+        let what = match self {
+            Write::Insert => return None,
+            Write::Supersede => first + 3,
+            Write::Delete => first + 2,
+        };
+        Some(format!(
+            "CASE WHEN NOT EXISTS (SELECT FROM written) THEN vellum.expect_changed(0, ${what}) END"
+        ))
+    }
+
+    /// The statement on its own, after the stamp: `$1` is the unit of work's id.
+    fn sql(self, table: &str, uow_table: &str) -> String {
+        let commit =
+            format!("(SELECT uow_id, committed_at FROM {uow_table} WHERE uow_id = $1) AS u");
+        let body = self.body(table, &commit, 2);
+        match self.check(2) {
+            Some(check) => format!("WITH written AS ({body}) SELECT {check}"),
+            None => body,
+        }
+    }
+
+    /// The statement as a CTE of the stamp statement ([`checked_stamp_sql`]): `u` is the
+    /// stamp's own row, and the parameters follow the stamp's. An `INSERT` is not read by the
+    /// stamp's query: PostgreSQL runs it after that query, so after the stamp and the checks.
+    fn stamped_sql(self, table: &str) -> StampedWrite {
+        let first = STAMP_PARAMS + 1;
+        StampedWrite {
+            cte: format!("written AS ({})", self.body(table, "stamped AS u", first)),
+            check: self.check(first),
+        }
+    }
+}
+
 /// What a pipeline stage belongs to, to name the cause of a failure.
 #[derive(Debug, Clone, Copy)]
 enum Stage {
     /// BEGIN, COMMIT.
     Control,
-    /// The commit stamp and the checks of what the process cached.
-    Stamp,
+    /// The commit stamp and the checks of what the process cached, with the first statement
+    /// of the write at this index when there is one.
+    Stamp(Option<usize>),
     /// The statements of one staged write.
     Op(usize),
     /// The check of one reference of a staged write: the write, the reference.
@@ -169,43 +299,25 @@ impl UnitOfWork {
             .expect("a unit of work holds its connection until it ends");
         let idents = &self.service.idents;
         let uow_table = idents.fixed("units_of_work");
-        let stamp = client.prepare_cached(&checked_stamp_sql(idents)).await?;
-        let mut statements = Vec::with_capacity(self.ops.len() * 2);
-        for op in &self.ops {
+        // The first write's first statement runs in the stamp statement; every other one on
+        // its own, in order.
+        let first_write = self.ops.first().map(|op| Write::of(op.kind)[0]);
+        let stamped = self
+            .ops
+            .first()
+            .zip(first_write)
+            .map(|(op, write)| write.stamped_sql(&idents.entity_table(&op.schema_id)));
+        let stamp = client
+            .prepare_cached(&checked_stamp_sql(idents, stamped))
+            .await?;
+        let mut statements = Vec::with_capacity(self.ops.len());
+        for (index, op) in self.ops.iter().enumerate() {
             let table = idents.entity_table(&op.schema_id);
-            let supersede = match op.kind {
-                OpKind::Update | OpKind::Undelete => Some(format!(
-                    "WITH s AS (UPDATE {table} e SET is_active = false, updated_at = u.committed_at
-                                FROM {uow_table} u
-                                WHERE u.uow_id = $1 AND e.entity_id = $2 AND e.revision = $3
-                                  AND e.entity_version = $6 AND e.schema_version = $7
-                                  AND e.is_active AND (e.deleted_at IS NOT NULL) = $4
-                                RETURNING 1)
-                     SELECT vellum.expect_changed(count(*), $5) FROM s"
-                )),
-                OpKind::Create | OpKind::Delete => None,
-            };
-            let write = match op.kind {
-                OpKind::Delete => format!(
-                    "WITH s AS (UPDATE {table} e SET deleted_at = u.committed_at,
-                                       deleted_uow_id = u.uow_id, updated_at = u.committed_at
-                                FROM {uow_table} u
-                                WHERE u.uow_id = $1 AND e.entity_id = $2 AND e.revision = $3
-                                  AND e.is_active AND e.deleted_at IS NULL
-                                RETURNING 1)
-                     SELECT vellum.expect_changed(count(*), $4) FROM s"
-                ),
-                _ => format!(
-                    "INSERT INTO {table} (entity_id, revision, entity_version, schema_id,
-                                          schema_version, payload, created_at, updated_at, uow_id)
-                     SELECT $1, $2, $3, $4, $5, $6, u.committed_at, u.committed_at, u.uow_id
-                     FROM {uow_table} u WHERE u.uow_id = $7"
-                ),
-            };
-            let supersede = match supersede {
-                Some(sql) => Some(client.prepare_cached(&sql).await?),
-                None => None,
-            };
+            let mut writes = Vec::with_capacity(2);
+            for write in Write::of(op.kind).iter().skip(usize::from(index == 0)) {
+                let sql = write.sql(&table, &uow_table);
+                writes.push((*write, client.prepare_cached(&sql).await?));
+            }
             let mut checks = Vec::with_capacity(op.references.len());
             for reference in &op.references {
                 checks.push(
@@ -221,7 +333,7 @@ impl UnitOfWork {
                         .map_err(|err| self.commit_error(Some((op, Some(reference))), err))?,
                 );
             }
-            statements.push((supersede, client.prepare_cached(&write).await?, checks));
+            statements.push((writes, checks));
         }
 
         let mut unconfirmed_ids = Vec::with_capacity(self.unconfirmed_active.len());
@@ -334,10 +446,9 @@ impl UnitOfWork {
             &unconfirmed_versions,
             &unconfirmed_generations,
         ];
-        pipeline.push((Stage::Stamp, run(&stamp, stamp_params)));
-        for (index, (op, (supersede, write, checks))) in
-            self.ops.iter().zip(&statements).enumerate()
-        {
+        // The parameters of one write statement after the unit of work's id (see [`Write`]).
+        let write_params = |index: usize, write: Write| -> Vec<&(dyn ToSql + Sync)> {
+            let op = &self.ops[index];
             let [
                 entity_version,
                 schema_version,
@@ -347,31 +458,40 @@ impl UnitOfWork {
                 previous_schema,
             ] = &texts[index];
             let (revision, deleted) = &revisions[index];
-            if let Some(supersede) = supersede {
-                let params: Vec<&(dyn ToSql + Sync)> = vec![
-                    &self.uow_id,
-                    &op.entity_id,
-                    revision,
-                    deleted,
-                    what,
-                    previous_version,
-                    previous_schema,
-                ];
-                pipeline.push((Stage::Op(index), run(supersede, params)));
-            }
-            let params: Vec<&(dyn ToSql + Sync)> = match op.kind {
-                OpKind::Delete => vec![&self.uow_id, &op.entity_id, revision, what],
-                _ => vec![
+            match write {
+                Write::Insert => vec![
                     &op.entity_id,
                     &op.revision,
                     entity_version,
                     schema_id,
                     schema_version,
                     &*op.payload,
-                    &self.uow_id,
                 ],
-            };
-            pipeline.push((Stage::Op(index), run(write, params)));
+                Write::Supersede => vec![
+                    &op.entity_id,
+                    revision,
+                    deleted,
+                    what,
+                    previous_version,
+                    previous_schema,
+                ],
+                Write::Delete => vec![&op.entity_id, revision, what],
+            }
+        };
+        let mut stamp_params = stamp_params;
+        if let Some(write) = first_write {
+            stamp_params.extend(write_params(0, write));
+        }
+        pipeline.push((
+            Stage::Stamp(first_write.map(|_| 0)),
+            run(&stamp, stamp_params),
+        ));
+        for (index, (op, (writes, checks))) in self.ops.iter().zip(&statements).enumerate() {
+            for (write, stmt) in writes {
+                let mut params: Vec<&(dyn ToSql + Sync)> = vec![&self.uow_id];
+                params.extend(write_params(index, *write));
+                pipeline.push((Stage::Op(index), run(stmt, params)));
+            }
             for (i, (reference, check)) in op.references.iter().zip(checks).enumerate() {
                 let params: Vec<&(dyn ToSql + Sync)> =
                     vec![&reference.target_id, &reference_texts[index][i]];
@@ -411,7 +531,8 @@ impl UnitOfWork {
                 self.state = State::Done;
             }
             let code = sql::db_error(&err).map(|(code, _)| code);
-            if matches!(owners[failed], Stage::Stamp) && code == Some(sql::state::CHANGE_EVENTS_ON)
+            if matches!(owners[failed], Stage::Stamp(_))
+                && code == Some(sql::state::CHANGE_EVENTS_ON)
             {
                 let name = self.service.name.clone();
                 self.service.store.cache_change_events(name, true);
@@ -424,7 +545,12 @@ impl UnitOfWork {
                     self.commit_error(Some((op, Some(&op.references[i]))), err)
                 }
                 Stage::Outbox => self.outbox_error(err),
-                Stage::Stamp => self.stamp_error(err),
+                // The stamp's checks raise their own SQLSTATE; anything else in the stamp
+                // statement came from the write in it.
+                Stage::Stamp(Some(index)) if code != Some(sql::state::SCHEMA_CHANGED) => {
+                    self.commit_error(Some((&self.ops[index], None)), err)
+                }
+                Stage::Stamp(_) => self.stamp_error(err),
                 Stage::Control => self.commit_error(None, err),
             });
         }
@@ -435,7 +561,7 @@ impl UnitOfWork {
         }
         let stamp_row = owners
             .iter()
-            .position(|o| matches!(o, Stage::Stamp))
+            .position(|o| matches!(o, Stage::Stamp(_)))
             .and_then(|index| results[index].as_ref().ok())
             .and_then(|rows| rows.first())
             .ok_or_else(|| Error::Corrupt("commit stamp missing".into()))?;

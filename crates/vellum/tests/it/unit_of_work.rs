@@ -258,6 +258,49 @@ async fn two_concurrent_updates_expecting_the_same_version_exactly_one_wins() {
 }
 
 #[tokio::test]
+async fn of_two_deletes_expecting_the_same_version_the_second_to_commit_conflicts() {
+    let f = Fixture::new().await;
+    let order = id("sales_order");
+    // The delete as the only write of its unit of work, then after another write.
+    for create_first in [false, true] {
+        let target = f.create_order(json!({"customer": "a"})).await;
+        let expected = Some(target.entity_version);
+        let mut first = f.service.begin("a").await.unwrap();
+        first
+            .delete(&order, target.entity_id, expected)
+            .await
+            .unwrap();
+        let mut second = f.service.begin("b").await.unwrap();
+        if create_first {
+            second
+                .create(&order, json!({"customer": "b"}), WriteOptions::default())
+                .await
+                .unwrap();
+        }
+        second
+            .delete(&order, target.entity_id, expected)
+            .await
+            .unwrap();
+        let deleted = first.commit().await.unwrap();
+        let err = second.commit().await.unwrap_err();
+        assert!(
+            matches!(err, Error::VersionConflict { .. }),
+            "create first: {create_first}: {err}"
+        );
+        let history = f.service.history(&order, target.entity_id).await.unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!(
+            history[0].entity.deleted_at,
+            Some(deleted.committed_at),
+            "the first delete stands"
+        );
+    }
+    // Two creates and two units of work that deleted: the losers wrote nothing.
+    assert_eq!(count(&f, "sales_order").await, 2);
+    assert_eq!(count(&f, "units_of_work").await, 4);
+}
+
+#[tokio::test]
 async fn updates_without_an_expected_version_queue_and_lose_nothing() {
     let f = Fixture::new().await;
     let order = id("sales_order");
