@@ -13,6 +13,7 @@ use crate::{
     entity::{COLUMN_COUNT, COLUMNS, known_version},
     known::EntityKey,
     sql::ServiceIdents,
+    uow::CommitSql,
 };
 
 /// First key of the per-service stamp locks ('VELL'), plus the slot; the second key is the
@@ -49,6 +50,8 @@ pub struct Service {
     /// `BEGIN` for a unit of work with [`session`](Self::session) in the transaction: the
     /// settings stay on the session only if the transaction commits.
     begin_entering: Arc<str>,
+    /// The SQL of its units of work's commits.
+    pub(crate) commit_sql: Arc<CommitSql>,
 }
 
 /// `BEGIN` for a unit of work whose session is under its service already.
@@ -69,6 +72,7 @@ impl Service {
             lock_key,
             begin_entering: format!("{UOW_BEGIN}; {session}").into(),
             session: session.into(),
+            commit_sql: Arc::default(),
         }
     }
 

@@ -1,6 +1,9 @@
 //! Commit: every staged write flushed in one pipelined round trip.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{Arc, OnceLock, RwLock},
+};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
@@ -12,6 +15,7 @@ use serde_json::{Value, json};
 use tokio_postgres::{Row, Statement, types::ToSql};
 use tracing::{debug, instrument};
 use uuid::Uuid;
+use vellum_core::SchemaId;
 
 use super::{Committed, Op, OpKind, ReferenceCheck, State, UnitOfWork};
 use crate::{
@@ -103,7 +107,7 @@ struct StampedWrite {
 /// One statement of a staged write. Creates insert a version; updates and undeletes
 /// supersede the previous version, then insert one; deletes mark the active version deleted.
 /// Each reads the unit of work's id and commit time as `u`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Write {
     /// Parameters: entity id, revision, entity version, schema id, schema version, payload.
     Insert,
@@ -204,6 +208,88 @@ impl Write {
     }
 }
 
+/// A statement of a commit whose text depends on an entity type (see [`CommitSql`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Text {
+    /// The stamp statement with this write of the type in it.
+    Stamped(Write),
+    /// This write of the type on its own.
+    Alone(Write),
+    /// The check of a reference to an entity of the type.
+    Reference,
+}
+
+/// The SQL texts of one service's commits, built the first time each is needed rather than at
+/// every commit. Shared by the clones of a [`crate::Service`]; bounded by its entity types.
+#[derive(Debug, Default)]
+pub(crate) struct CommitSql {
+    texts: RwLock<HashMap<(SchemaId, Text), Arc<str>>>,
+    outbox: OnceLock<Arc<str>>,
+}
+
+impl CommitSql {
+    fn text(&self, idents: &sql::ServiceIdents, schema_id: &SchemaId, text: Text) -> Arc<str> {
+        let key = (schema_id.clone(), text);
+        if let Some(sql) = self
+            .texts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return sql.clone();
+        }
+        let table = idents.entity_table(schema_id);
+        let sql: Arc<str> = match text {
+            Text::Stamped(write) => checked_stamp_sql(idents, Some(write.stamped_sql(&table))),
+            Text::Alone(write) => write.sql(&table, &idents.fixed("units_of_work")),
+            Text::Reference => format!(
+                "SELECT vellum.expect_reference(count(*), $2)
+                 FROM (SELECT 1 FROM {table} e
+                       WHERE e.entity_id = $1 AND e.is_active AND e.deleted_at IS NULL
+                       FOR SHARE) AS live"
+            ),
+        }
+        .into();
+        self.texts
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, sql.clone());
+        sql
+    }
+
+    /// The outbox insert of a commit: every event of the unit of work, and the entity change
+    /// events only when the service's setting is on; wakes the relay's listeners.
+    fn outbox(&self, idents: &sql::ServiceIdents) -> Arc<str> {
+        self.outbox
+            .get_or_init(|| {
+                format!(
+                    "WITH written AS (
+                         INSERT INTO {outbox} (event_id, uow_id, aggregate_type, aggregate_id,
+                                               aggregate_version, event_type, payload, created_at)
+                         SELECT e.event_id, u.uow_id, e.aggregate_type, e.aggregate_id,
+                                e.aggregate_version, e.event_type, e.payload, u.committed_at
+                         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                     $7::jsonb[], $8::bool[])
+                              WITH ORDINALITY AS e(event_id, aggregate_type, aggregate_id,
+                                  aggregate_version, event_type, payload, is_change, ord)
+                         JOIN {uow_table} u ON u.uow_id = $1
+                         WHERE NOT e.is_change OR (SELECT s.change_events FROM {settings} s)
+                         ORDER BY e.ord
+                         RETURNING position, event_id),
+                     -- Delivered to listeners only if the transaction commits.
+                     woken AS (SELECT pg_notify($9, $10) WHERE EXISTS (SELECT FROM written))
+                     SELECT w.position, w.event_id
+                     FROM written w LEFT JOIN woken ON true ORDER BY w.position",
+                    outbox = idents.fixed("outbox"),
+                    uow_table = idents.fixed("units_of_work"),
+                    settings = idents.fixed("event_settings"),
+                )
+                .into()
+            })
+            .clone()
+    }
+}
+
 /// What a pipeline stage belongs to, to name the cause of a failure.
 #[derive(Debug, Clone, Copy)]
 enum Stage {
@@ -298,37 +384,28 @@ impl UnitOfWork {
             .as_ref()
             .expect("a unit of work holds its connection until it ends");
         let idents = &self.service.idents;
-        let uow_table = idents.fixed("units_of_work");
+        let texts = &self.service.commit_sql;
         // The first write's first statement runs in the stamp statement; every other one on
         // its own, in order.
         let first_write = self.ops.first().map(|op| Write::of(op.kind)[0]);
-        let stamped = self
-            .ops
-            .first()
-            .zip(first_write)
-            .map(|(op, write)| write.stamped_sql(&idents.entity_table(&op.schema_id)));
-        let stamp = client
-            .prepare_cached(&checked_stamp_sql(idents, stamped))
-            .await?;
+        let stamp = match self.ops.first().zip(first_write) {
+            Some((op, write)) => texts.text(idents, &op.schema_id, Text::Stamped(write)),
+            None => checked_stamp_sql(idents, None).into(),
+        };
+        let stamp = client.prepare_cached(&stamp).await?;
         let mut statements = Vec::with_capacity(self.ops.len());
         for (index, op) in self.ops.iter().enumerate() {
-            let table = idents.entity_table(&op.schema_id);
             let mut writes = Vec::with_capacity(2);
             for write in Write::of(op.kind).iter().skip(usize::from(index == 0)) {
-                let sql = write.sql(&table, &uow_table);
+                let sql = texts.text(idents, &op.schema_id, Text::Alone(*write));
                 writes.push((*write, client.prepare_cached(&sql).await?));
             }
             let mut checks = Vec::with_capacity(op.references.len());
             for reference in &op.references {
+                let sql = texts.text(idents, &reference.target, Text::Reference);
                 checks.push(
                     client
-                        .prepare_cached(&format!(
-                            "SELECT vellum.expect_reference(count(*), $2)
-                             FROM (SELECT 1 FROM {} e
-                                   WHERE e.entity_id = $1 AND e.is_active AND e.deleted_at IS NULL
-                                   FOR SHARE) AS live",
-                            idents.entity_table(&reference.target)
-                        ))
+                        .prepare_cached(&sql)
                         .await
                         .map_err(|err| self.commit_error(Some((op, Some(reference))), err))?,
                 );
@@ -346,31 +423,7 @@ impl UnitOfWork {
         }
         let outbox = self.outbox_rows(change_rows);
         let outbox_stmt = if outbox.len() > 0 {
-            Some(
-                client
-                    .prepare_cached(&format!(
-                        "WITH written AS (
-                             INSERT INTO {outbox} (event_id, uow_id, aggregate_type, aggregate_id,
-                                                   aggregate_version, event_type, payload, created_at)
-                             SELECT e.event_id, u.uow_id, e.aggregate_type, e.aggregate_id,
-                                    e.aggregate_version, e.event_type, e.payload, u.committed_at
-                             FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                         $7::jsonb[], $8::bool[])
-                                  WITH ORDINALITY AS e(event_id, aggregate_type, aggregate_id,
-                                      aggregate_version, event_type, payload, is_change, ord)
-                             JOIN {uow_table} u ON u.uow_id = $1
-                             WHERE NOT e.is_change OR (SELECT s.change_events FROM {settings} s)
-                             ORDER BY e.ord
-                             RETURNING position, event_id),
-                         -- Delivered to listeners only if the transaction commits.
-                         woken AS (SELECT pg_notify($9, $10) WHERE EXISTS (SELECT FROM written))
-                         SELECT w.position, w.event_id
-                         FROM written w LEFT JOIN woken ON true ORDER BY w.position",
-                        outbox = idents.fixed("outbox"),
-                        settings = idents.fixed("event_settings"),
-                    ))
-                    .await?,
-            )
+            Some(client.prepare_cached(&texts.outbox(idents)).await?)
         } else {
             None
         };
@@ -591,7 +644,9 @@ impl UnitOfWork {
     /// process caches. The unit of work has committed by then, so nothing here can fail it.
     fn refresh_cached(&self, stamp_row: &Row) {
         let store = &self.service.store;
-        if let Ok(on) = stamp_row.try_get::<_, bool>(1) {
+        if let Ok(on) = stamp_row.try_get::<_, bool>(1)
+            && store.cached_change_events(&self.service.name) != Some(on)
+        {
             store.cache_change_events(self.service.name.clone(), on);
         }
         let (Ok(active), Ok(generation)) = (

@@ -14,7 +14,7 @@ use tracing::instrument;
 use uuid::Uuid;
 use vellum_core::{CompiledSchema, SchemaId, Version};
 
-pub(crate) use flush::stamp_sql;
+pub(crate) use flush::{CommitSql, stamp_sql};
 pub use options::{Committed, Staged, UowOptions, WriteOptions};
 pub(crate) use stats::UowCounters;
 pub use stats::UowStats;
