@@ -48,8 +48,8 @@ impl Sessions {
         };
     }
 
-    /// Brings the session of `client` back to the login role and the server's statement
-    /// timeout if a service read left it elsewhere.
+    /// Brings the session of `client` back to the login role and the server's defaults (for
+    /// the isolation level and the statement timeout) if a service's work left it elsewhere.
     pub(crate) async fn reset(&self, client: &Object) -> Result<(), tokio_postgres::Error> {
         self.reset_unless(client, None).await
     }
@@ -69,7 +69,9 @@ impl Sessions {
         }
         self.set(client, Some(Session::Unknown));
         client
-            .batch_execute("RESET ROLE; RESET statement_timeout")
+            .batch_execute(
+                "RESET ROLE; RESET default_transaction_isolation; RESET statement_timeout",
+            )
             .await?;
         self.set(client, None);
         Ok(())

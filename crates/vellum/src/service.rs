@@ -44,8 +44,9 @@ pub struct Service {
     pub(crate) name: ServiceName,
     pub(crate) idents: ServiceIdents,
     pub(crate) lock_key: i32,
-    /// The settings batch that puts a session under this service (its role and the store's
-    /// statement timeout): for its plain reads, and in the transaction of a unit of work.
+    /// The settings batch that puts a session under this service (its role, `READ COMMITTED`
+    /// for its transactions, and the store's statement timeout): for its plain reads, and in
+    /// the transaction of a unit of work.
     session: Arc<str>,
     /// `BEGIN` for a unit of work with [`session`](Self::session) in the transaction: the
     /// settings stay on the session only if the transaction commits.
@@ -54,13 +55,20 @@ pub struct Service {
     pub(crate) commit_sql: Arc<CommitSql>,
 }
 
-/// `BEGIN` for a unit of work whose session is under its service already.
-const UOW_BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+/// `BEGIN` for a unit of work whose session is under its service already, which makes
+/// `READ COMMITTED` the default.
+const UOW_BEGIN: &str = "BEGIN";
+
+/// `BEGIN` for a unit of work whose session is not under its service yet: the session's
+/// default isolation may be another, and the settings that follow apply from the next
+/// transaction on.
+const UOW_BEGIN_ENTERING: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 
 impl Service {
     pub(crate) fn new(store: Store, name: ServiceName, lock_key: i32) -> Self {
         let idents = ServiceIdents::new(&name);
         let mut session = idents.set_session_role();
+        session.push_str("; SET default_transaction_isolation = 'read committed'");
         if let Some(timeout) = store.statement_timeout() {
             session.push_str("; ");
             session.push_str(&crate::sql::set_session_statement_timeout(timeout));
@@ -70,7 +78,7 @@ impl Service {
             name,
             idents,
             lock_key,
-            begin_entering: format!("{UOW_BEGIN}; {session}").into(),
+            begin_entering: format!("{UOW_BEGIN_ENTERING}; {session}").into(),
             session: session.into(),
             commit_sql: Arc::default(),
         }

@@ -32,35 +32,47 @@ use crate::{
 /// [`STAMP_SLOTS`]), then the `units_of_work` row with `clock_timestamp()` as the commit time,
 /// which it returns (with the unit of work's id). Parameters: `$1` uow id, `$2` actor, `$3`
 /// correlation id, `$4` metadata, `$5` [`STAMP_LOCK_CLASS`], `$6` the service's lock key.
-///
-/// Each slot is one call in one row (not a `generate_series` counted by an aggregate): the
-/// plan is a bare projection, cheap to start at every commit, and its cost does not depend on
-/// a parameter, so PostgreSQL keeps one generic plan.
 pub(crate) fn stamp_sql(uow_table: &str) -> String {
-    let slots: Vec<String> = (0..STAMP_SLOTS)
-        .map(|slot| format!("pg_advisory_xact_lock_shared($5 + {slot}, $6)"))
-        .collect();
     format!(
-        "WITH stamp_lock AS MATERIALIZED (SELECT {slots})
-         INSERT INTO {uow_table} (uow_id, actor, correlation_id, committed_at, metadata)
-         SELECT $1, $2, $3, clock_timestamp(), $4 FROM stamp_lock
-         RETURNING committed_at, uow_id",
-        slots = slots.join(", "),
+        "WITH stamp AS MATERIALIZED (SELECT {slots})
+         {insert}",
+        slots = slot_locks(),
+        insert = stamp_insert(uow_table),
+    )
+}
+
+/// The stamp's lock of every slot, shared. Each slot is one call in one row (not a
+/// `generate_series` counted by an aggregate): the plan is a bare projection, cheap to start at
+/// every commit, and its cost does not depend on a parameter, so PostgreSQL keeps one generic
+/// plan.
+fn slot_locks() -> String {
+    (0..STAMP_SLOTS)
+        .map(|slot| format!("pg_advisory_xact_lock_shared($5 + {slot}, $6)"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The `units_of_work` row, once the CTE `stamp` has taken the locks: the clock is read after.
+fn stamp_insert(uow_table: &str) -> String {
+    format!(
+        "INSERT INTO {uow_table} (uow_id, actor, correlation_id, committed_at, metadata)
+         SELECT $1, $2, $3, clock_timestamp(), $4 FROM stamp
+         RETURNING committed_at, uow_id"
     )
 }
 
 /// A unit of work's commit stamp ([`stamp_sql`]) with the checks of what the process cached,
-/// in the same statement, both on the service's one settings row:
-/// `vellum.expect_change_events($7, setting)` (`$7`: whether the entity change events were
-/// sent), called only when it fails; and, for the entity types whose active version came from
-/// the cache (`$8` schema ids, `$9` versions, `$10` the registry generations they were seen
-/// at), nothing more while the registry generation has not moved, else
-/// `vellum.expect_writable_schemas`. Returns the commit time, the `change_events`
-/// setting, the active version of each checked type in order, and the registry generation.
+/// in the same statement and the same row as the slot locks, on the service's one settings
+/// row: `vellum.expect_change_events($7, setting)` (`$7`: whether the entity change events
+/// were sent), called only when it fails; and, for the entity types whose active version came
+/// from the cache (`$8` schema ids, `$9` versions, `$10` the registry generations they were
+/// seen at), nothing more while the registry generation has not moved, else
+/// `vellum.expect_writable_schemas`. Returns the commit time, the `change_events` setting, the
+/// active version of each checked type in order, and the registry generation.
 ///
-/// With `first`, the statement also runs the first statement of the first staged write
-/// ([`Write::stamped_sql`]), after the stamp and the checks: one statement fewer to bind, plan
-/// and execute per unit of work.
+/// With `first`, the statement also runs the statements of the first staged write
+/// ([`Write::stamped`]), after the stamp and the checks: a unit of work of one write is one
+/// statement between `BEGIN` and `COMMIT`.
 ///
 /// The settings table has one row, and `LIMIT 1` tells the planner so: a table never analyzed
 /// is estimated at thousands of rows, the generic plan then looks dearer than a custom one, and
@@ -74,8 +86,9 @@ fn checked_stamp_sql(idents: &sql::ServiceIdents, first: Option<StampedWrite>) -
         None => Default::default(),
     };
     format!(
-        "WITH checked AS MATERIALIZED (
-             SELECT CASE WHEN s.change_events AND NOT $7
+        "WITH stamp AS MATERIALIZED (
+             SELECT {slots},
+                    CASE WHEN s.change_events AND NOT $7
                          THEN vellum.expect_change_events($7, s.change_events)
                          ELSE s.change_events END AS change_events,
                     CASE WHEN s.registry_generation = ALL($10::bigint[]) THEN $9::text[]
@@ -83,22 +96,23 @@ fn checked_stamp_sql(idents: &sql::ServiceIdents, first: Option<StampedWrite>) -
                     END AS active,
                     s.registry_generation
              FROM {settings} s LIMIT 1),
-         stamped AS ({stamp}){write}
-         SELECT stamped.committed_at, checked.change_events, checked.active,
-                checked.registry_generation{check}
-         FROM stamped, checked",
+         stamped AS ({insert}){write}
+         SELECT stamped.committed_at, stamp.change_events, stamp.active,
+                stamp.registry_generation{check}
+         FROM stamped, stamp",
+        slots = slot_locks(),
         schemas = idents.fixed_regclass("schemas"),
         settings = idents.fixed("event_settings"),
-        stamp = stamp_sql(&idents.fixed("units_of_work")),
+        insert = stamp_insert(&idents.fixed("units_of_work")),
     )
 }
 
 /// The parameters of the stamp statement before those of a write in it.
 const STAMP_PARAMS: usize = 10;
 
-/// A write's statement inside the stamp statement ([`Write::stamped_sql`]).
+/// A write's statements inside the stamp statement ([`Write::stamped`]).
 struct StampedWrite {
-    /// The data-modifying CTE, named `written`.
+    /// The data-modifying CTEs.
     cte: String,
     /// What the stamp statement's row adds to check it, if anything.
     check: Option<String>,
@@ -106,7 +120,8 @@ struct StampedWrite {
 
 /// One statement of a staged write. Creates insert a version; updates and undeletes
 /// supersede the previous version, then insert one; deletes mark the active version deleted.
-/// Each reads the unit of work's id and commit time as `u`.
+/// Each reads the unit of work's id and commit time as `u`; the `UPDATE`s are checked
+/// ([`Write::check`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Write {
     /// Parameters: entity id, revision, entity version, schema id, schema version, payload.
@@ -171,9 +186,17 @@ impl Write {
         }
     }
 
+    /// The number of its parameters.
+    fn params(self) -> usize {
+        match self {
+            Write::Insert | Write::Supersede => 6,
+            Write::Delete => 3,
+        }
+    }
+
     /// For the `UPDATE`s, which must change a row: `vellum.expect_changed` (a conflict, naming
-    /// the write by its parameter), called only when `written` changed nothing. The statement's
-    /// parameters are numbered from `$first`.
+    /// the write by its parameter), called only when `changed` (the `UPDATE` as a CTE) changed
+    /// nothing. The statement's parameters are numbered from `$first`.
     fn check(self, first: usize) -> Option<String> {
         let what = match self {
             Write::Insert => return None,
@@ -181,7 +204,7 @@ impl Write {
             Write::Delete => first + 2,
         };
         Some(format!(
-            "CASE WHEN NOT EXISTS (SELECT FROM written) THEN vellum.expect_changed(0, ${what}) END"
+            "CASE WHEN NOT EXISTS (SELECT FROM changed) THEN vellum.expect_changed(0, ${what}) END"
         ))
     }
 
@@ -191,19 +214,35 @@ impl Write {
             format!("(SELECT uow_id, committed_at FROM {uow_table} WHERE uow_id = $1) AS u");
         let body = self.body(table, &commit, 2);
         match self.check(2) {
-            Some(check) => format!("WITH written AS ({body}) SELECT {check}"),
+            Some(check) => format!("WITH changed AS ({body}) SELECT {check}"),
             None => body,
         }
     }
 
-    /// The statement as a CTE of the stamp statement ([`checked_stamp_sql`]): `u` is the
-    /// stamp's own row, and the parameters follow the stamp's. An `INSERT` is not read by the
-    /// stamp's query: PostgreSQL runs it after that query, so after the stamp and the checks.
-    fn stamped_sql(self, table: &str) -> StampedWrite {
-        let first = STAMP_PARAMS + 1;
+    /// The statements of a staged write (see [`Write::of`]) as CTEs of the stamp statement
+    /// ([`checked_stamp_sql`]): `u` is the stamp's own row, and the parameters of each
+    /// statement follow the stamp's and the previous statement's. The `UPDATE` (`changed`) is
+    /// read by the stamp's query for its check, so it runs after the stamp and the checks; the
+    /// `INSERT` is read by nothing, so PostgreSQL runs it after that query, and after an update's
+    /// supersede, which it joins (an update whose supersede changed nothing inserts nothing and
+    /// fails on its check).
+    fn stamped(writes: &[Write], table: &str) -> StampedWrite {
+        let mut first = STAMP_PARAMS + 1;
+        let mut ctes = Vec::with_capacity(writes.len());
+        let mut check = None;
+        for write in writes {
+            let (name, commit) = match write {
+                Write::Insert if check.is_some() => ("inserted", "stamped AS u, changed"),
+                Write::Insert => ("inserted", "stamped AS u"),
+                Write::Supersede | Write::Delete => ("changed", "stamped AS u"),
+            };
+            ctes.push(format!("{name} AS ({})", write.body(table, commit, first)));
+            check = check.or(write.check(first));
+            first += write.params();
+        }
         StampedWrite {
-            cte: format!("written AS ({})", self.body(table, "stamped AS u", first)),
-            check: self.check(first),
+            cte: ctes.join(", "),
+            check,
         }
     }
 }
@@ -211,8 +250,8 @@ impl Write {
 /// A statement of a commit whose text depends on an entity type (see [`CommitSql`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Text {
-    /// The stamp statement with this write of the type in it.
-    Stamped(Write),
+    /// The stamp statement with a write of this kind to the type in it.
+    Stamped(OpKind),
     /// This write of the type on its own.
     Alone(Write),
     /// The check of a reference to an entity of the type.
@@ -240,7 +279,9 @@ impl CommitSql {
         }
         let table = idents.entity_table(schema_id);
         let sql: Arc<str> = match text {
-            Text::Stamped(write) => checked_stamp_sql(idents, Some(write.stamped_sql(&table))),
+            Text::Stamped(kind) => {
+                checked_stamp_sql(idents, Some(Write::stamped(Write::of(kind), &table)))
+            }
             Text::Alone(write) => write.sql(&table, &idents.fixed("units_of_work")),
             Text::Reference => format!(
                 "SELECT vellum.expect_reference(count(*), $2)
@@ -295,8 +336,8 @@ impl CommitSql {
 enum Stage {
     /// BEGIN, COMMIT.
     Control,
-    /// The commit stamp and the checks of what the process cached, with the first statement
-    /// of the write at this index when there is one.
+    /// The commit stamp and the checks of what the process cached, with the statements of the
+    /// write at this index when there is one.
     Stamp(Option<usize>),
     /// The statements of one staged write.
     Op(usize),
@@ -385,18 +426,16 @@ impl UnitOfWork {
             .expect("a unit of work holds its connection until it ends");
         let idents = &self.service.idents;
         let texts = &self.service.commit_sql;
-        // The first write's first statement runs in the stamp statement; every other one on
-        // its own, in order.
-        let first_write = self.ops.first().map(|op| Write::of(op.kind)[0]);
-        let stamp = match self.ops.first().zip(first_write) {
-            Some((op, write)) => texts.text(idents, &op.schema_id, Text::Stamped(write)),
+        // The first write runs in the stamp statement; every other one on its own, in order.
+        let stamp = match self.ops.first() {
+            Some(op) => texts.text(idents, &op.schema_id, Text::Stamped(op.kind)),
             None => checked_stamp_sql(idents, None).into(),
         };
         let stamp = client.prepare_cached(&stamp).await?;
         let mut statements = Vec::with_capacity(self.ops.len());
         for (index, op) in self.ops.iter().enumerate() {
             let mut writes = Vec::with_capacity(2);
-            for write in Write::of(op.kind).iter().skip(usize::from(index == 0)) {
+            for write in Write::of(op.kind).iter().filter(|_| index > 0) {
                 let sql = texts.text(idents, &op.schema_id, Text::Alone(*write));
                 writes.push((*write, client.prepare_cached(&sql).await?));
             }
@@ -532,13 +571,13 @@ impl UnitOfWork {
             }
         };
         let mut stamp_params = stamp_params;
-        if let Some(write) = first_write {
-            stamp_params.extend(write_params(0, write));
+        if let Some(first) = self.ops.first() {
+            for write in Write::of(first.kind) {
+                stamp_params.extend(write_params(0, *write));
+            }
         }
-        pipeline.push((
-            Stage::Stamp(first_write.map(|_| 0)),
-            run(&stamp, stamp_params),
-        ));
+        let first = (!self.ops.is_empty()).then_some(0);
+        pipeline.push((Stage::Stamp(first), run(&stamp, stamp_params)));
         for (index, (op, (writes, checks))) in self.ops.iter().zip(&statements).enumerate() {
             for (write, stmt) in writes {
                 let mut params: Vec<&(dyn ToSql + Sync)> = vec![&self.uow_id];

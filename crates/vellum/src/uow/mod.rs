@@ -29,7 +29,7 @@ use crate::{
     sql,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum OpKind {
     Create,
     Update,

@@ -196,31 +196,39 @@ async fn a_cancelled_as_of_read_releases_its_barrier() {
     }
 }
 
-/// `current_user` and `statement_timeout` inside a unit of work, by raw SQL.
-async fn session_of(service: &vellum::Service) -> (String, String) {
+/// `current_user`, the isolation level and `statement_timeout` inside a unit of work, by raw
+/// SQL.
+async fn session_of(service: &vellum::Service) -> [String; 3] {
     let mut uow = service.begin("alice").await.unwrap();
-    let user: String = uow
+    let row = uow
         .raw()
-        .query("SELECT current_user::text", &[])
+        .query(
+            "SELECT current_user::text, current_setting('transaction_isolation'),
+                    current_setting('statement_timeout')",
+            &[],
+        )
         .await
-        .unwrap()[0]
-        .get(0);
-    let timeout: String = uow
-        .raw()
-        .query("SHOW statement_timeout", &[])
-        .await
-        .unwrap()[0]
-        .get(0);
+        .unwrap();
     uow.rollback().await.unwrap();
-    (user, timeout)
+    [0, 1, 2].map(|i| row[0].get(i))
 }
 
 #[tokio::test]
 async fn a_unit_of_work_runs_under_its_service_whatever_the_one_before_left_on_the_session() {
     let f = Fixture::new().await;
     let order = id("sales_order");
+    // Sessions start under another isolation level: units of work run in `READ COMMITTED`
+    // whatever the database's default.
+    f.admin()
+        .await
+        .batch_execute(
+            "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_isolation = \
+             serializable', current_database()); END $$",
+        )
+        .await
+        .unwrap();
     let (store, service) = one_connection(&f).await;
-    let expected = ("vellum_svc_orders".to_string(), "0".to_string());
+    let expected = ["vellum_svc_orders", "read committed", "0"].map(String::from);
     // A committed unit of work leaves the session under the service; the next one finds it so.
     let mut uow = service.begin("alice").await.unwrap();
     let first = uow
