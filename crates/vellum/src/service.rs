@@ -337,7 +337,9 @@ impl Service {
             }
             _ => None,
         };
-        let mut begin = self.begin_sql("BEGIN READ ONLY");
+        // `READ COMMITTED` whatever the session's default: the statement after the barrier must
+        // take its snapshot once the barrier holds its lock, not when the barrier began.
+        let mut begin = self.begin_sql("BEGIN READ ONLY ISOLATION LEVEL READ COMMITTED");
         begin.push_str("; SET LOCAL plan_cache_mode = force_custom_plan");
         let stamp_slot = STAMP_LOCK_CLASS + rand::random_range(0..STAMP_SLOTS);
         let barrier_fut = async {

@@ -259,3 +259,84 @@ async fn entity_types_of_a_service_provisioned_before_the_as_of_readers_get_them
         staged.entity_id
     );
 }
+
+#[tokio::test]
+async fn an_as_of_query_sees_what_committed_while_it_waited_whatever_the_default_isolation() {
+    let f = Fixture::new().await;
+    let order = id("sales_order");
+    let first = f.create_order(json!({"customer": "a"})).await;
+    // Sessions start in repeatable read, where a transaction keeps its first snapshot.
+    let admin = f.admin().await;
+    admin
+        .batch_execute(
+            "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_isolation = \
+             ''repeatable read''', current_database()); END $$",
+        )
+        .await
+        .unwrap();
+    let reader = f.other_process().await;
+    // A unit of work by hand, between its commit stamp and its commit: every slot shared, the
+    // unit-of-work row stamped, a version written.
+    let mut writer = f.admin().await;
+    let tx = writer.transaction().await.unwrap();
+    tx.batch_execute(
+        "SELECT pg_advisory_xact_lock_shared(1447382092 + slot, lock_key)
+         FROM vellum.services, generate_series(0, 255) AS slot WHERE name = 'orders';
+         INSERT INTO orders.units_of_work (uow_id, actor, committed_at)
+         VALUES ('00000000-0000-7000-8000-000000000001', 'by hand', clock_timestamp());
+         INSERT INTO orders.sales_order (entity_id, revision, entity_version, schema_id,
+                                         schema_version, payload, created_at, updated_at, uow_id)
+         SELECT '00000000-0000-7000-8000-000000000002', 1, '1.0.0', 'sales_order', '1.0.0',
+                '{\"customer\": \"b\"}', committed_at, committed_at, uow_id
+         FROM orders.units_of_work WHERE actor = 'by hand'",
+    )
+    .await
+    .unwrap();
+    let stamped: DateTime<Utc> = tx
+        .query_one(
+            "SELECT committed_at FROM orders.units_of_work WHERE actor = 'by hand'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // A query as of a time after that stamp waits for the writer at the barrier.
+    let query: Query = serde_json::from_value(json!({"as_of": stamped})).unwrap();
+    let waiting = tokio::spawn({
+        let order = order.clone();
+        async move { reader.query(&order, &query).await }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the query never waited at the barrier"
+        );
+        let blocked: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+                 WHERE l.locktype = 'advisory' AND NOT l.granted
+                   AND d.datname = current_database()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if blocked > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    tx.commit().await.unwrap();
+    // Stamped at or before the time asked for, committed before the barrier was passed: the
+    // query sees it, as every later read of that time does.
+    let page = waiting.await.unwrap().unwrap();
+    let mut ids: Vec<_> = page.items.iter().map(|e| e.entity_id.to_string()).collect();
+    ids.sort();
+    let mut expected = [
+        first.entity_id.to_string(),
+        "00000000-0000-7000-8000-000000000002".to_string(),
+    ];
+    expected.sort();
+    assert_eq!(ids, expected);
+}
