@@ -262,21 +262,17 @@ enum Text {
 /// every commit. Shared by the clones of a [`crate::Service`]; bounded by its entity types.
 #[derive(Debug, Default)]
 pub(crate) struct CommitSql {
-    texts: RwLock<HashMap<(SchemaId, Text), Arc<str>>>,
+    texts: RwLock<HashMap<SchemaId, HashMap<Text, Arc<str>>>>,
     outbox: OnceLock<Arc<str>>,
 }
 
 impl CommitSql {
     fn text(&self, idents: &sql::ServiceIdents, schema_id: &SchemaId, text: Text) -> Arc<str> {
-        let key = (schema_id.clone(), text);
-        if let Some(sql) = self
-            .texts
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
+        let texts = self.texts.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(sql) = texts.get(schema_id).and_then(|texts| texts.get(&text)) {
             return sql.clone();
         }
+        drop(texts);
         let table = idents.entity_table(schema_id);
         let sql: Arc<str> = match text {
             Text::Stamped(kind) => {
@@ -294,7 +290,9 @@ impl CommitSql {
         self.texts
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key, sql.clone());
+            .entry(schema_id.clone())
+            .or_default()
+            .insert(text, sql.clone());
         sql
     }
 

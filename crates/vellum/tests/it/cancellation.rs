@@ -241,8 +241,8 @@ async fn a_unit_of_work_runs_under_its_service_whatever_the_one_before_left_on_t
     owner_works(&store).await;
     // A unit of work that sets the service's settings and fails at commit (an entity id
     // taken) leaves none of them behind.
-    let mut stale = service.begin("alice").await.unwrap();
-    stale
+    let mut taken = service.begin("alice").await.unwrap();
+    taken
         .create(
             &order,
             json!({"customer": "Initech"}),
@@ -251,7 +251,7 @@ async fn a_unit_of_work_runs_under_its_service_whatever_the_one_before_left_on_t
         .await
         .unwrap();
     assert!(matches!(
-        stale.commit().await,
+        taken.commit().await,
         Err(vellum::Error::AlreadyExists { .. })
     ));
     assert_eq!(session_of(&service).await, expected);

@@ -275,14 +275,13 @@ async fn an_as_of_query_sees_what_committed_while_it_waited_whatever_the_default
         .await
         .unwrap();
     let reader = f.other_process().await;
-    // A unit of work by hand, between its commit stamp and its commit: every slot shared, the
-    // unit-of-work row stamped, a version written.
+    // A unit of work by hand, between its commit stamp and its commit: every slot held as a
+    // writer holds them, the unit-of-work row stamped, a version written.
+    let slots = f.stamped_writer().await;
     let mut writer = f.admin().await;
     let tx = writer.transaction().await.unwrap();
     tx.batch_execute(
-        "SELECT pg_advisory_xact_lock_shared(1447382092 + slot, lock_key)
-         FROM vellum.services, generate_series(0, 255) AS slot WHERE name = 'orders';
-         INSERT INTO orders.units_of_work (uow_id, actor, committed_at)
+        "INSERT INTO orders.units_of_work (uow_id, actor, committed_at)
          VALUES ('00000000-0000-7000-8000-000000000001', 'by hand', clock_timestamp());
          INSERT INTO orders.sales_order (entity_id, revision, entity_version, schema_id,
                                          schema_version, payload, created_at, updated_at, uow_id)
@@ -328,6 +327,10 @@ async fn an_as_of_query_sees_what_committed_while_it_waited_whatever_the_default
         tokio::task::yield_now().await;
     }
     tx.commit().await.unwrap();
+    slots
+        .batch_execute("SELECT pg_advisory_unlock_all()")
+        .await
+        .unwrap();
     // Stamped at or before the time asked for, committed before the barrier was passed: the
     // query sees it, as every later read of that time does.
     let page = waiting.await.unwrap().unwrap();
