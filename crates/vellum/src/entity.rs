@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, value::RawValue};
+use serde_json::Value;
 use tokio_postgres::{
     Row,
     types::{FromSql, Type},
@@ -102,22 +102,6 @@ pub struct EntityJson {
     pub json: Vec<u8>,
 }
 
-/// The fields of [`Entity`], in its order and with its names, borrowing from the row.
-#[derive(Serialize)]
-struct EntityFields<'a> {
-    entity_id: Uuid,
-    entity_version: &'a str,
-    revision: i64,
-    schema_id: &'a str,
-    schema_version: &'a str,
-    payload: &'a RawValue,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    deleted_at: Option<DateTime<Utc>>,
-    is_active: bool,
-    uow_id: Uuid,
-}
-
 /// A `jsonb` (or `json`) value as the text PostgreSQL sent, unparsed.
 struct JsonText<'a>(&'a str);
 
@@ -141,30 +125,64 @@ impl<'a> FromSql<'a> for JsonText<'a> {
 }
 
 impl EntityJson {
-    /// From a row of [`COLUMNS`].
+    /// From a row of [`COLUMNS`], with the fields of [`Entity`] in its order. The payload goes
+    /// in as the text PostgreSQL sent: the text of a `jsonb` (or `json`) value is JSON by
+    /// construction, so it is neither parsed nor checked again.
     pub(crate) fn from_row(row: &Row) -> Result<EntityJson> {
         let entity_version: &str = row.try_get(1)?;
         let JsonText(payload) = row.try_get(5)?;
-        let fields = EntityFields {
-            entity_id: row.try_get(0)?,
-            entity_version,
-            revision: row.try_get(2)?,
-            schema_id: row.try_get(3)?,
-            schema_version: row.try_get(4)?,
-            payload: serde_json::from_str(payload)
-                .map_err(|e| Error::Corrupt(format!("a stored payload: {e}")))?,
-            created_at: row.try_get(6)?,
-            updated_at: row.try_get(7)?,
-            deleted_at: row.try_get(8)?,
-            is_active: row.try_get(9)?,
-            uow_id: row.try_get(10)?,
-        };
-        let json = serde_json::to_vec(&fields)
-            .map_err(|e| Error::Corrupt(format!("an entity as JSON: {e}")))?;
+        let mut object = JsonObject::with_capacity(payload.len() + 384);
+        object.field("entity_id", &row.try_get::<_, Uuid>(0)?)?;
+        object.field("entity_version", entity_version)?;
+        object.field("revision", &row.try_get::<_, i64>(2)?)?;
+        object.field("schema_id", row.try_get::<_, &str>(3)?)?;
+        object.field("schema_version", row.try_get::<_, &str>(4)?)?;
+        object.json_field("payload", payload);
+        object.field("created_at", &row.try_get::<_, DateTime<Utc>>(6)?)?;
+        object.field("updated_at", &row.try_get::<_, DateTime<Utc>>(7)?)?;
+        object.field("deleted_at", &row.try_get::<_, Option<DateTime<Utc>>>(8)?)?;
+        object.field("is_active", &row.try_get::<_, bool>(9)?)?;
+        object.field("uow_id", &row.try_get::<_, Uuid>(10)?)?;
         Ok(EntityJson {
             entity_version: parse_stored(entity_version)?,
-            json,
+            json: object.finish(),
         })
+    }
+}
+
+/// A JSON object written field by field, so that a field already holding JSON text goes in
+/// as it is.
+struct JsonObject(Vec<u8>);
+
+impl JsonObject {
+    fn with_capacity(capacity: usize) -> Self {
+        Self(Vec::with_capacity(capacity))
+    }
+
+    /// Opens the object or separates the field from the one before, then writes `"key":`.
+    /// Keys are the field names of [`Entity`]: nothing in them needs escaping.
+    fn key(&mut self, key: &'static str) {
+        self.0.push(if self.0.is_empty() { b'{' } else { b',' });
+        self.0.push(b'"');
+        self.0.extend_from_slice(key.as_bytes());
+        self.0.extend_from_slice(b"\":");
+    }
+
+    fn field(&mut self, key: &'static str, value: &(impl Serialize + ?Sized)) -> Result<()> {
+        self.key(key);
+        serde_json::to_writer(&mut self.0, value)
+            .map_err(|e| Error::Corrupt(format!("an entity as JSON ({key}): {e}")))
+    }
+
+    /// A field whose value is `json`, valid JSON text.
+    fn json_field(&mut self, key: &'static str, json: &str) {
+        self.key(key);
+        self.0.extend_from_slice(json.as_bytes());
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.0.push(b'}');
+        self.0
     }
 }
 

@@ -375,6 +375,16 @@ async fn the_entity_json_read_is_the_entity_as_it_serializes() {
         "total": 12.5e3,
     });
     let created = f.create_order(payload).await;
+    // The payload's text as PostgreSQL sent it, escapes and all, is the payload.
+    let first = f.service.get_json(&order, created.entity_id).await.unwrap();
+    let parsed: serde_json::Value = serde_json::from_slice(&first.json).unwrap();
+    let entity = f.service.get(&order, created.entity_id).await.unwrap();
+    assert_eq!(parsed, serde_json::to_value(&entity).unwrap());
+    assert_eq!(
+        parsed["payload"]["customer"],
+        "Zoë \"Z\" O'Neil\\\n\u{1F600}"
+    );
+
     let mut uow = f.service.begin("alice").await.unwrap();
     uow.update(
         &order,
