@@ -1,23 +1,25 @@
 //! The HTTP workloads and the soak's clients: vellum's server started in this process on
-//! `127.0.0.1:0`, and a small load generator (a keep-alive HTTP/1.1 client) talking to it over
-//! loopback, which checks every answer.
+//! `127.0.0.1:0`, and a small load generator talking to it over loopback, which checks every
+//! answer. Each client of the generator keeps one keep-alive HTTP/1.1 connection of its own
+//! and drives it in its own task, as a load generator on another machine would cost the server
+//! nothing: the generator shares this machine's cores with the server and PostgreSQL, so every
+//! hand-off it saves is measured as the server's.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, pin::Pin, sync::Arc};
 
 use bytes::Bytes;
+use futures_util::future::{Either, select};
 use http_body_util::{BodyExt, Full};
 use hyper::{
     Method, Request, StatusCode,
-    header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, IF_MATCH},
+    client::conn::http1,
+    header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue, IF_MATCH},
 };
-use hyper_util::{
-    client::legacy::{Client as HyperClient, connect::HttpConnector},
-    rt::TokioExecutor,
-};
+use hyper_util::rt::TokioIo;
 use rand::rngs::StdRng;
 use serde::{Deserialize, de::DeserializeOwned, de::IgnoredAny};
 use serde_json::{Value, json};
-use tokio::{sync::oneshot, task::JoinHandle};
+use tokio::{net::TcpStream, sync::oneshot, task::JoinHandle};
 use uuid::Uuid;
 use vellum::{SchemaId, ServiceName, Store, Version};
 use vellum_server::{AppState, Limits};
@@ -56,24 +58,23 @@ impl HttpServer {
         let task = tokio::spawn(vellum_server::serve(listener, state, async {
             stopped.await.ok();
         }));
-        let mut connector = HttpConnector::new();
-        // Requests and answers are small: do not let Nagle's algorithm hold them back.
-        connector.set_nodelay(true);
-        let client = HyperClient::builder(TokioExecutor::new()).build(connector);
-        let auth = HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|e| Error::Http(e.to_string()))?;
+        let header =
+            |value: String| HeaderValue::from_str(&value).map_err(|e| Error::Http(e.to_string()));
         eprintln!("HTTP server on {addr}");
         Ok(Self {
             stop,
             task,
             target: HttpTarget {
-                client,
-                entities: Arc::from(format!("http://{addr}/v1/{service}/entities/{schema_id}")),
-                auth,
+                addr,
+                host: header(addr.to_string())?,
+                auth: header(format!("Bearer {token}"))?,
+                entities: Arc::from(format!("/v1/{service}/entities/{schema_id}")),
+                connection: None,
             },
         })
     }
 
+    /// A target for one client: the server's address and routes, and no connection yet.
     pub(crate) fn target(&self) -> HttpTarget {
         self.target.clone()
     }
@@ -88,28 +89,64 @@ impl HttpServer {
     }
 }
 
-/// A handle on the server's entity routes; clones share the client's connection pool.
-#[derive(Clone)]
+/// One client's handle on the server's entity routes, with its own connection, opened at the
+/// first call (and again after a failed one). A clone has no connection of its own yet.
 pub(crate) struct HttpTarget {
-    client: HyperClient<HttpConnector, Full<Bytes>>,
-    entities: Arc<str>,
+    addr: SocketAddr,
+    host: HeaderValue,
     auth: HeaderValue,
+    /// The path of the benchmark type's entities.
+    entities: Arc<str>,
+    connection: Option<Connection>,
+}
+
+impl Clone for HttpTarget {
+    fn clone(&self) -> Self {
+        Self {
+            addr: self.addr,
+            host: self.host.clone(),
+            auth: self.auth.clone(),
+            entities: self.entities.clone(),
+            connection: None,
+        }
+    }
+}
+
+/// A keep-alive HTTP/1.1 connection: what sends requests on it, and the connection itself,
+/// which the calling task polls while it waits for an answer.
+struct Connection {
+    sender: http1::SendRequest<Full<Bytes>>,
+    driver: Pin<Box<http1::Connection<TokioIo<TcpStream>, Full<Bytes>>>>,
 }
 
 impl HttpTarget {
+    async fn connect(&self) -> Result<Connection> {
+        let stream = TcpStream::connect(self.addr).await?;
+        // Requests and answers are small: do not let Nagle's algorithm hold them back.
+        stream.set_nodelay(true)?;
+        let (sender, driver) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| Error::Http(format!("connecting to {}: {e}", self.addr)))?;
+        Ok(Connection {
+            sender,
+            driver: Box::pin(driver),
+        })
+    }
+
     /// Sends a request (with `If-Match: "<version>"` when given) and reads the whole answer;
-    /// fails unless its status is `expected`.
+    /// fails unless its status is `expected`. `path` is the request's path and query.
     async fn call(
-        &self,
+        &mut self,
         method: Method,
-        uri: &str,
+        path: &str,
         body: Bytes,
         if_match: Option<Version>,
         expected: StatusCode,
     ) -> Result<Bytes> {
         let mut request = Request::builder()
             .method(method)
-            .uri(uri)
+            .uri(path)
+            .header(HOST, self.host.clone())
             .header(AUTHORIZATION, self.auth.clone())
             .header(CONTENT_TYPE, "application/json");
         if let Some(version) = if_match {
@@ -118,21 +155,39 @@ impl HttpTarget {
         let request = request
             .body(Full::new(body))
             .map_err(|e| Error::Http(e.to_string()))?;
-        let response = self
-            .client
-            .request(request)
-            .await
-            .map_err(|e| Error::Http(format!("{uri}: {e}")))?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| Error::Http(format!("{uri}: {e}")))?
-            .to_bytes();
+        let connection = match &mut self.connection {
+            Some(connection) => connection,
+            None => self.connection.insert(self.connect().await?),
+        };
+        let answer = {
+            let Connection { sender, driver } = connection;
+            let exchange = std::pin::pin!(async {
+                sender.ready().await?;
+                let response = sender.send_request(request).await?;
+                let status = response.status();
+                let body = response.into_body().collect().await?.to_bytes();
+                Ok::<_, hyper::Error>((status, body))
+            });
+            // The connection makes progress only while it is polled: alongside the exchange,
+            // in this task. It ends only when it closes, which the exchange cannot survive.
+            match select(exchange, driver.as_mut()).await {
+                Either::Left((answer, _)) => answer.map_err(|e| e.to_string()),
+                Either::Right((closed, _)) => Err(match closed {
+                    Ok(()) => "the server closed the connection".to_string(),
+                    Err(e) => e.to_string(),
+                }),
+            }
+        };
+        let (status, body) = match answer {
+            Ok(answer) => answer,
+            Err(why) => {
+                self.connection = None;
+                return Err(Error::Http(format!("{path}: {why}")));
+            }
+        };
         if status != expected {
             return Err(Error::Http(format!(
-                "{uri} answered {status}: {}",
+                "{path} answered {status}: {}",
                 String::from_utf8_lossy(&body)
             )));
         }
@@ -216,7 +271,8 @@ impl Client for HttpCreate {
     /// Checks the answer is a first version holding the document sent.
     async fn op(&mut self) -> Result<()> {
         self.next += 1;
-        let uri = &self.target.entities;
+        let uri = self.target.entities.clone();
+        let uri = &*uri;
         let body = self.documents.body(self.next);
         let body = self
             .target
