@@ -121,7 +121,10 @@ impl FromStr for Workload {
 ///
 /// Each (workload, client count) cell warms both sides up, then runs `rounds` rounds of
 /// `round` on each side, alternating which side goes first, so drift in the machine's state
-/// (cache, checkpoints, autovacuum) falls on both.
+/// (cache, checkpoints, autovacuum) falls on both. Many short rounds share it out more evenly
+/// than a few long ones: on a virtual disk whose flush latency moves from one second to the
+/// next, four runs of nine rounds of 0.5 s spread the write ratios half as wide as four runs
+/// of three rounds of 1.5 s (docs/BENCHMARKS.md).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Options {
@@ -152,8 +155,8 @@ impl Default for Options {
             workloads: Workload::ALL.to_vec(),
             clients: vec![1, 8],
             warmup: Duration::from_millis(500),
-            round: Duration::from_millis(1_500),
-            rounds: 3,
+            round: Duration::from_millis(500),
+            rounds: 9,
             read_set: 1_000,
             soak: None,
         }
@@ -165,8 +168,8 @@ impl Options {
     pub fn quick() -> Self {
         Self {
             warmup: Duration::from_millis(100),
-            round: Duration::from_millis(300),
-            rounds: 2,
+            round: Duration::from_millis(150),
+            rounds: 4,
             read_set: 200,
             ..Self::default()
         }

@@ -108,6 +108,14 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "1,8",
           value_parser = clap::value_parser!(u16).range(1..=32))]
     pub(crate) clients: Vec<u16>,
+    /// Measured runs of each side per cell (default 9, 4 with --quick). The sides alternate
+    /// round by round, so more rounds share the machine's passing states (disk latency,
+    /// checkpoints) out between them more evenly: a steadier ratio for a longer run.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1_000))]
+    pub(crate) rounds: Option<u16>,
+    /// Length of one round of one side, in milliseconds (default 500, 150 with --quick).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub(crate) round_ms: Option<u64>,
     /// Memory soak: drive the in-process HTTP server for SECONDS (300 for the target) with a
     /// mixed load from the largest --clients count, sampling the process's RSS, and judge
     /// whether it stays flat. Without --workload only the soak runs; with --workload the

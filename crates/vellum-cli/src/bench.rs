@@ -29,6 +29,12 @@ pub(crate) async fn bench(
         options.workloads = args.workloads;
     }
     options.clients = args.clients.into_iter().map(usize::from).collect();
+    if let Some(rounds) = args.rounds {
+        options.rounds = usize::from(rounds);
+    }
+    if let Some(ms) = args.round_ms {
+        options.round = Duration::from_millis(ms);
+    }
 
     // The harness creates (and drops) a database of its own next to the one configured; an
     // embedded cluster this command starts stops when `cluster` drops, after the report.
