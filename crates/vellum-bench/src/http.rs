@@ -159,7 +159,7 @@ impl HttpTarget {
             Some(connection) => connection,
             None => self.connection.insert(self.connect().await?),
         };
-        let answer = {
+        let (answer, open) = {
             let Connection { sender, driver } = connection;
             let exchange = std::pin::pin!(async {
                 sender.ready().await?;
@@ -169,22 +169,18 @@ impl HttpTarget {
                 Ok::<_, hyper::Error>((status, body))
             });
             // The connection makes progress only while it is polled: alongside the exchange,
-            // in this task. It ends only when it closes, which the exchange cannot survive.
+            // in this task. When it ends (the server closed it), what it delivered before is
+            // the exchange's to finish.
             match select(exchange, driver.as_mut()).await {
-                Either::Left((answer, _)) => answer.map_err(|e| e.to_string()),
-                Either::Right((closed, _)) => Err(match closed {
-                    Ok(()) => "the server closed the connection".to_string(),
-                    Err(e) => e.to_string(),
-                }),
+                Either::Left((answer, _)) => (answer, true),
+                Either::Right((Ok(()), exchange)) => (exchange.await, false),
+                Either::Right((Err(err), _)) => (Err(err), false),
             }
         };
-        let (status, body) = match answer {
-            Ok(answer) => answer,
-            Err(why) => {
-                self.connection = None;
-                return Err(Error::Http(format!("{path}: {why}")));
-            }
-        };
+        if !open || answer.is_err() {
+            self.connection = None;
+        }
+        let (status, body) = answer.map_err(|e| Error::Http(format!("{path}: {e}")))?;
         if status != expected {
             return Err(Error::Http(format!(
                 "{path} answered {status}: {}",
