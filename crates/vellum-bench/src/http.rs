@@ -8,7 +8,10 @@
 use std::{net::SocketAddr, pin::Pin, sync::Arc};
 
 use bytes::Bytes;
-use futures_util::future::{Either, select};
+use futures_util::{
+    FutureExt,
+    future::{Either, select},
+};
 use http_body_util::{BodyExt, Full};
 use hyper::{
     Method, Request, StatusCode,
@@ -169,18 +172,22 @@ impl HttpTarget {
                 Ok::<_, hyper::Error>((status, body))
             });
             // The connection makes progress only while it is polled: alongside the exchange,
-            // in this task. When it ends (the server closed it), what it delivered before is
-            // the exchange's to finish.
+            // in this task. When it ends (the server closed it), an answer it delivered in full
+            // before is read with one more poll; one it left unfinished cannot finish, and
+            // waiting for it would wait for ever.
             match select(exchange, driver.as_mut()).await {
-                Either::Left((answer, _)) => (answer, true),
-                Either::Right((Ok(()), exchange)) => (exchange.await, false),
-                Either::Right((Err(err), _)) => (Err(err), false),
+                Either::Left((answer, _)) => (answer.map_err(|e| e.to_string()), true),
+                Either::Right((Ok(()), exchange)) => match exchange.now_or_never() {
+                    Some(answer) => (answer.map_err(|e| e.to_string()), false),
+                    None => (Err("the server closed the connection".to_string()), false),
+                },
+                Either::Right((Err(err), _)) => (Err(err.to_string()), false),
             }
         };
         if !open || answer.is_err() {
             self.connection = None;
         }
-        let (status, body) = answer.map_err(|e| Error::Http(format!("{path}: {e}")))?;
+        let (status, body) = answer.map_err(|why| Error::Http(format!("{path}: {why}")))?;
         if status != expected {
             return Err(Error::Http(format!(
                 "{path} answered {status}: {}",
@@ -386,5 +393,64 @@ impl Client for HttpQuery {
             })?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpListener,
+    };
+
+    use super::*;
+
+    /// A server that reads one request, writes `answer` and closes the connection.
+    async fn answering_once(answer: &'static [u8]) -> HttpTarget {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = vec![0; 4096];
+            let _ = stream.read(&mut request).await.unwrap();
+            stream.write_all(answer).await.unwrap();
+        });
+        HttpTarget {
+            addr,
+            host: HeaderValue::from_str(&addr.to_string()).unwrap(),
+            auth: HeaderValue::from_static("Bearer test"),
+            entities: Arc::from("/entities"),
+            connection: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_the_server_sent_in_full_before_closing_is_read() {
+        let mut target =
+            answering_once(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+                .await;
+        let body = target
+            .call(Method::GET, "/entities", Bytes::new(), None, StatusCode::OK)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"{}");
+        assert!(
+            target.connection.is_none(),
+            "the closed connection is dropped"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_cut_short_by_the_close_is_an_error_not_a_wait() {
+        let mut target = answering_once(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n{}").await;
+        let err = target
+            .call(Method::GET, "/entities", Bytes::new(), None, StatusCode::OK)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Http(_)), "{err}");
+        assert!(
+            target.connection.is_none(),
+            "the failed connection is dropped"
+        );
     }
 }
