@@ -263,6 +263,8 @@ enum Text {
 #[derive(Debug, Default)]
 pub(crate) struct CommitSql {
     texts: RwLock<HashMap<SchemaId, HashMap<Text, Arc<str>>>>,
+    /// The stamp statement of a unit of work without writes (events only).
+    stamp_alone: OnceLock<Arc<str>>,
     outbox: OnceLock<Arc<str>>,
 }
 
@@ -294,6 +296,13 @@ impl CommitSql {
             .or_default()
             .insert(text, sql.clone());
         sql
+    }
+
+    /// The stamp statement with no write in it.
+    fn stamp_alone(&self, idents: &sql::ServiceIdents) -> Arc<str> {
+        self.stamp_alone
+            .get_or_init(|| checked_stamp_sql(idents, None).into())
+            .clone()
     }
 
     /// The outbox insert of a commit: every event of the unit of work, and the entity change
@@ -427,7 +436,7 @@ impl UnitOfWork {
         // The first write runs in the stamp statement; every other one on its own, in order.
         let stamp = match self.ops.first() {
             Some(op) => texts.text(idents, &op.schema_id, Text::Stamped(op.kind)),
-            None => checked_stamp_sql(idents, None).into(),
+            None => texts.stamp_alone(idents),
         };
         let stamp = client.prepare_cached(&stamp).await?;
         let mut statements = Vec::with_capacity(self.ops.len());
