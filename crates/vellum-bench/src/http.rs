@@ -61,19 +61,11 @@ impl HttpServer {
         let task = tokio::spawn(vellum_server::serve(listener, state, async {
             stopped.await.ok();
         }));
-        let header =
-            |value: String| HeaderValue::from_str(&value).map_err(|e| Error::Http(e.to_string()));
         eprintln!("HTTP server on {addr}");
         Ok(Self {
             stop,
             task,
-            target: HttpTarget {
-                addr,
-                host: header(addr.to_string())?,
-                auth: header(format!("Bearer {token}"))?,
-                entities: Arc::from(format!("/v1/{service}/entities/{schema_id}")),
-                connection: None,
-            },
+            target: HttpTarget::new(addr, &token, format!("/v1/{service}/entities/{schema_id}"))?,
         })
     }
 
@@ -123,6 +115,19 @@ struct Connection {
 }
 
 impl HttpTarget {
+    /// The entity routes under `entities` of the server on `addr`, called with `token`.
+    fn new(addr: SocketAddr, token: &str, entities: String) -> Result<Self> {
+        let header =
+            |value: String| HeaderValue::from_str(&value).map_err(|e| Error::Http(e.to_string()));
+        Ok(Self {
+            addr,
+            host: header(addr.to_string())?,
+            auth: header(format!("Bearer {token}"))?,
+            entities: Arc::from(entities),
+            connection: None,
+        })
+    }
+
     async fn connect(&self) -> Result<Connection> {
         let stream = TcpStream::connect(self.addr).await?;
         // Requests and answers are small: do not let Nagle's algorithm hold them back.
@@ -415,13 +420,7 @@ mod tests {
             let _ = stream.read(&mut request).await.unwrap();
             stream.write_all(answer).await.unwrap();
         });
-        HttpTarget {
-            addr,
-            host: HeaderValue::from_str(&addr.to_string()).unwrap(),
-            auth: HeaderValue::from_static("Bearer test"),
-            entities: Arc::from("/entities"),
-            connection: None,
-        }
+        HttpTarget::new(addr, "test", "/entities".into()).unwrap()
     }
 
     #[tokio::test]
