@@ -8,7 +8,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, QueueMode, RecyclingMethod, Runtime,
+};
 use rand::rngs::StdRng;
 use serde_json::Value;
 use tokio_postgres::{Config, NoTls, Row, binary_copy::BinaryCopyInWriter, types::Type};
@@ -59,8 +61,11 @@ impl Raw {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        // Taken last in, first out, like the store's pool: neither side cycles through cold
+        // connections at low concurrency.
         let pool = Pool::builder(manager)
             .max_size(pool_size)
+            .queue_mode(QueueMode::Lifo)
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| Error::Options(format!("baseline pool: {e}")))?;

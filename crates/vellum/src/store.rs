@@ -7,7 +7,9 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, QueueMode, RecyclingMethod, Runtime,
+};
 use serde::Serialize;
 use tokio_postgres::NoTls;
 use vellum_core::{CompiledSchema, SchemaId, ServiceName, Version, schema::SchemaLimits};
@@ -150,9 +152,13 @@ impl Store {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        // Last in, first out: a request takes the connection used most recently, whose backend
+        // is warm (caches, prepared statements, a session under the service already), and the
+        // connections a burst opened sit idle instead of being cycled through one by one.
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1))
             .wait_timeout(Some(options.pool_wait_timeout))
+            .queue_mode(QueueMode::Lifo)
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| Error::NotAllowed(format!("invalid pool settings: {e}")))?;
