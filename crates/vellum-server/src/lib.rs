@@ -30,7 +30,7 @@ pub use state::{AppState, Limits};
 ///
 /// Every accepted connection has `TCP_NODELAY` set, so a response is not held back by Nagle's
 /// algorithm waiting for the client's delayed ACK (up to 40 ms on Linux) when it leaves in more
-/// than one write, as streamed event responses and keep-alive pipelines do.
+/// than one write, as a streamed event response does.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
