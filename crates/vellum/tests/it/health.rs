@@ -1,8 +1,13 @@
-//! What probes and metrics read from a store: the pool's state and whether the database answers.
+//! What probes and metrics read from a store: the pool's state and whether the database answers;
+//! and how the pool hands out its connections.
 
+use serde_json::json;
 use vellum::{Store, StoreOptions};
 
-use crate::{fixtures::Fixture, support::TestDb};
+use crate::{
+    fixtures::{Fixture, id},
+    support::TestDb,
+};
 
 #[tokio::test]
 async fn pool_status_counts_connections_in_use() {
@@ -31,6 +36,41 @@ async fn pool_status_counts_connections_in_use() {
         serde_json::to_value(after).unwrap()["max_size"],
         serde_json::json!(3)
     );
+}
+
+/// The pool is last in, first out: after a burst opened connections, one client's reads keep to
+/// the connection returned last, whose backend is warm, instead of cycling through them all.
+#[tokio::test]
+async fn reads_after_a_burst_keep_to_the_connection_returned_last() {
+    let f = Fixture::new().await;
+    let order = f.create_order(json!({"customer": "ACME"})).await;
+    let burst = [
+        f.service.begin("a").await.unwrap(),
+        f.service.begin("b").await.unwrap(),
+        f.service.begin("c").await.unwrap(),
+    ];
+    for uow in burst {
+        uow.commit().await.unwrap();
+    }
+    for _ in 0..6 {
+        f.service
+            .get(&id("sales_order"), order.entity_id)
+            .await
+            .unwrap();
+    }
+    let backends: i64 = f
+        .admin()
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()
+               AND query LIKE 'SELECT e.entity_id%AND e.is_active AND e.deleted_at IS NULL'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(backends, 1, "backends that ran the latest-version read");
 }
 
 #[tokio::test]
