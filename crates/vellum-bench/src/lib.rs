@@ -7,7 +7,9 @@
 //!
 //! [`run`] creates a fresh database (or, without the right to create one, a service with a
 //! unique name), loads it, runs the memory soak if [`Options::soak`] asks for one, runs the
-//! selected [`Workload`]s at each client count, drops the database and returns a [`Report`]:
+//! selected [`Workload`]s at each client count (and, when both `as_of_depth_10` and
+//! `as_of_depth_10000` are selected, the two depths against each other in the same rounds),
+//! drops the database and returns a [`Report`]:
 //!
 //! ```no_run
 //! # async fn bench(admin: tokio_postgres::Config) -> vellum_bench::Result<()> {
@@ -41,7 +43,7 @@ use std::time::Instant;
 pub use error::{Error, Result};
 pub use memory::{RssSample, SoakResult};
 pub use options::{IMPORT_BATCH, Options, Workload};
-pub use report::{Report, Status, Target, ValidationCost, WorkloadResult};
+pub use report::{DepthCost, Report, Status, Target, ValidationCost, WorkloadResult};
 
 /// Runs the soak, if asked for, and the selected workloads at each client count, and reports
 /// vellum against the baseline.
@@ -94,6 +96,22 @@ async fn suite(database: &database::BenchDatabase, options: &Options) -> Result<
             results.push(WorkloadResult::new(*workload, clients, &comparison));
         }
     }
+    let depth = if [Workload::AsOfDepth10, Workload::AsOfDepth10000]
+        .iter()
+        .all(|w| options.workloads.contains(w))
+    {
+        let clients = options.min_clients();
+        eprintln!(
+            "[depth] as-of reads on 10,000 versions against 10, round by round, with {clients} client{}",
+            if clients == 1 { "" } else { "s" },
+        );
+        DepthCost::new(
+            clients,
+            &workloads::depth(&fixture, clients, options).await?,
+        )
+    } else {
+        None
+    };
     let validation = match create_cpu.per_op() {
         Some(write_cpu) => Some(ValidationCost {
             validate_us: fixture.documents.validation_time()?.as_secs_f64() * 1e6,
@@ -107,6 +125,7 @@ async fn suite(database: &database::BenchDatabase, options: &Options) -> Result<
         workloads: results,
         peak_rss_mib: process::peak_rss_mib(),
         validation,
+        depth,
         soak,
     })
 }

@@ -205,6 +205,11 @@ impl Options {
     pub(crate) fn max_clients(&self) -> usize {
         self.clients.iter().copied().max().unwrap_or(1)
     }
+
+    /// The smallest client count: the clients of the depth comparison.
+    pub(crate) fn min_clients(&self) -> usize {
+        self.clients.iter().copied().min().unwrap_or(1)
+    }
 }
 
 /// The shortest soak: a twentieth of it is the sample interval.

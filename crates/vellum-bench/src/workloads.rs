@@ -155,6 +155,35 @@ pub(crate) async fn run(
     }
 }
 
+/// Vellum's as-of reads on the 10,000-version history against the same reads on the 10-version
+/// one, with `clients` clients each, round by round in the same cell (the deep side where
+/// [`Comparison::vellum`] is, the shallow one as its baseline). Two cells run seconds apart
+/// would compare the machine's passing states as much as the depths.
+pub(crate) async fn depth(
+    fixture: &Fixture,
+    clients: usize,
+    options: &Options,
+) -> Result<Comparison> {
+    let side = |workload: Workload| -> Result<Vec<VellumRead>> {
+        let set = fixture.reads(workload)?;
+        Ok((0..clients)
+            .map(|i| VellumRead {
+                service: fixture.service.clone(),
+                schema_id: fixture.schema_id.clone(),
+                set: set.clone(),
+                read: Read::AsOf,
+                rng: StdRng::seed_from_u64(SEED ^ i as u64),
+            })
+            .collect())
+    };
+    compare(
+        side(Workload::AsOfDepth10000)?,
+        side(Workload::AsOfDepth10)?,
+        options,
+    )
+    .await
+}
+
 /// `create` through vellum: a unit of work that creates one entity, validated.
 struct VellumCreate {
     service: Service,

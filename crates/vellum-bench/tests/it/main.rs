@@ -74,6 +74,35 @@ async fn a_quick_run_reports_both_sides_in_the_json_of_the_issue() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_two_depths_are_measured_against_each_other_in_the_same_rounds() {
+    let db = TestDb::new().await;
+    let mut options = Options::quick();
+    options.workloads = vec![Workload::AsOfDepth10, Workload::AsOfDepth10000];
+    options.clients = vec![3, 1];
+    options.warmup = Duration::from_millis(50);
+    options.round = Duration::from_millis(100);
+
+    let report = vellum_bench::run(db.config(), &options).await.unwrap();
+
+    let depth = report.depth.expect("both depths ran");
+    assert_eq!(depth.clients, 1, "the smallest client count");
+    assert!(
+        depth.deep_p50_ms > 0.0 && depth.shallow_p50_ms > 0.0,
+        "{depth:?}"
+    );
+    let target = report
+        .targets()
+        .into_iter()
+        .find(|t| t.goal.starts_with("as-of p50"))
+        .unwrap();
+    assert!(
+        !matches!(target.status, vellum_bench::Status::NotMeasured(_)),
+        "{target:?}"
+    );
+    assert!(target.detail.contains("same rounds"), "{target:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_soak_samples_memory_under_checked_http_load() {
     let db = TestDb::new().await;
     let mut options = Options::quick();
