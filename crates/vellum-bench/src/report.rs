@@ -57,12 +57,7 @@ impl WorkloadResult {
     pub(crate) fn new(workload: Workload, clients: usize, comparison: &Comparison) -> Self {
         let vellum_ops_s = comparison.vellum.ops_per_second();
         let baseline_ops_s = comparison.baseline.ops_per_second();
-        let ms = |p| {
-            comparison
-                .vellum
-                .percentile(p)
-                .map_or(0.0, |d| round(d.as_secs_f64() * 1e3, 3))
-        };
+        let ms = |p| comparison.vellum.percentile_ms(p).unwrap_or(0.0);
         Self {
             name: workload.name().to_string(),
             clients,
@@ -108,15 +103,10 @@ pub struct DepthCost {
 
 impl DepthCost {
     pub(crate) fn new(clients: usize, comparison: &Comparison) -> Option<Self> {
-        let p50 = |samples: &stats::Samples| {
-            samples
-                .percentile(50.0)
-                .map(|d| round(d.as_secs_f64() * 1e3, 3))
-        };
         Some(Self {
             clients,
-            deep_p50_ms: p50(&comparison.vellum)?,
-            shallow_p50_ms: p50(&comparison.baseline)?,
+            deep_p50_ms: comparison.vellum.percentile_ms(50.0)?,
+            shallow_p50_ms: comparison.baseline.percentile_ms(50.0)?,
         })
     }
 }

@@ -40,6 +40,11 @@ impl Samples {
         sorted.sort_unstable();
         percentile_of_sorted(&sorted, p)
     }
+
+    /// [`percentile`](Self::percentile) in milliseconds, to the microsecond.
+    pub(crate) fn percentile_ms(&self, p: f64) -> Option<f64> {
+        self.percentile(p).map(|d| round(d.as_secs_f64() * 1e3, 3))
+    }
 }
 
 fn percentile_of_sorted(sorted: &[Duration], p: f64) -> Option<Duration> {

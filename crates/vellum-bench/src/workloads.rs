@@ -29,8 +29,7 @@ pub(crate) async fn run(
     fixture: &Fixture,
     options: &Options,
 ) -> Result<Comparison> {
-    // Client `i` of either side draws the same random choices in the same order.
-    let rng = |i: usize| StdRng::seed_from_u64(SEED ^ ((workload as u64) << 32) ^ i as u64);
+    let rng = |i: usize| client_rng(workload, i);
     let documents = || fixture.documents.clone();
     let creates = |i: usize| VellumCreate {
         service: fixture.service.clone(),
@@ -38,13 +37,7 @@ pub(crate) async fn run(
         documents: documents(),
         next: i * 7,
     };
-    let reads = |read: Read, set: &Arc<ReadSet>, i: usize| VellumRead {
-        service: fixture.service.clone(),
-        schema_id: fixture.schema_id.clone(),
-        set: set.clone(),
-        read,
-        rng: rng(i),
-    };
+    let reads = |read: Read, set: &Arc<ReadSet>, i: usize| vellum_read(fixture, read, set, rng(i));
     match workload {
         Workload::Create => {
             let baseline = (0..clients).map(|i| RawCreate {
@@ -164,16 +157,11 @@ pub(crate) async fn depth(
     clients: usize,
     options: &Options,
 ) -> Result<Comparison> {
+    // Each side draws the same times as its workload's own cell.
     let side = |workload: Workload| -> Result<Vec<VellumRead>> {
         let set = fixture.reads(workload)?;
         Ok((0..clients)
-            .map(|i| VellumRead {
-                service: fixture.service.clone(),
-                schema_id: fixture.schema_id.clone(),
-                set: set.clone(),
-                read: Read::AsOf,
-                rng: StdRng::seed_from_u64(SEED ^ i as u64),
-            })
+            .map(|i| vellum_read(fixture, Read::AsOf, &set, client_rng(workload, i)))
             .collect())
     };
     compare(
@@ -182,6 +170,23 @@ pub(crate) async fn depth(
         options,
     )
     .await
+}
+
+/// The random generator of client `i` of `workload`: client `i` of either side draws the same
+/// random choices in the same order.
+fn client_rng(workload: Workload, i: usize) -> StdRng {
+    StdRng::seed_from_u64(SEED ^ ((workload as u64) << 32) ^ i as u64)
+}
+
+/// A vellum client doing `read` on `set`.
+fn vellum_read(fixture: &Fixture, read: Read, set: &Arc<ReadSet>, rng: StdRng) -> VellumRead {
+    VellumRead {
+        service: fixture.service.clone(),
+        schema_id: fixture.schema_id.clone(),
+        set: set.clone(),
+        read,
+        rng,
+    }
 }
 
 /// `create` through vellum: a unit of work that creates one entity, validated.
