@@ -181,6 +181,14 @@ impl Metrics {
             counter.inc_by(value);
             pool_registry.register(name, help, counter);
         }
+        let validation = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+        validation.inc_by(uow.validation_time.as_secs_f64());
+        pool_registry.register_with_unit(
+            "uow_validation",
+            "Time units of work spent checking documents against their schemas",
+            Unit::Seconds,
+            validation,
+        );
         self.register_relays(&mut pool_registry, relays);
 
         let mut text = String::new();

@@ -397,6 +397,16 @@ async fn metrics_count_commits_conflicts_validation_failures_and_events() {
             "{line} missing from:\n{text}"
         );
     }
+    let validating: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("vellum_uow_validation_seconds_total "))
+        .unwrap_or_else(|| panic!("no validation time in:\n{text}"))
+        .parse()
+        .unwrap();
+    assert!(
+        validating > 0.0,
+        "the documents checked took time: {validating}"
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,9 @@
 //! Counters of what units of work did, per store: for metrics, never part of a transaction.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::{
+    sync::atomic::{AtomicU64, Ordering::Relaxed},
+    time::Duration,
+};
 
 use serde::Serialize;
 
@@ -18,6 +21,9 @@ pub struct UowStats {
     pub validation_failures: u64,
     /// Events written to outboxes by committed units of work.
     pub events: u64,
+    /// Time units of work spent checking documents against their schemas (and reading the
+    /// references they name), valid or not; looking the compiled schema up is not counted.
+    pub validation_time: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -26,6 +32,7 @@ pub(crate) struct UowCounters {
     conflicts: AtomicU64,
     validation_failures: AtomicU64,
     events: AtomicU64,
+    validation_nanos: AtomicU64,
 }
 
 impl UowCounters {
@@ -42,12 +49,19 @@ impl UowCounters {
         };
     }
 
+    /// A document was checked against its schema in `elapsed`.
+    pub(crate) fn validated(&self, elapsed: Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.validation_nanos.fetch_add(nanos, Relaxed);
+    }
+
     fn snapshot(&self) -> UowStats {
         UowStats {
             commits: self.commits.load(Relaxed),
             conflicts: self.conflicts.load(Relaxed),
             validation_failures: self.validation_failures.load(Relaxed),
             events: self.events.load(Relaxed),
+            validation_time: Duration::from_nanos(self.validation_nanos.load(Relaxed)),
         }
     }
 }

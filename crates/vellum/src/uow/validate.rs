@@ -1,6 +1,6 @@
 //! Which schema version a write is validated against, and the validation itself.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use serde_json::Value;
 use uuid::Uuid;
@@ -49,8 +49,12 @@ impl UnitOfWork {
             schema_version: version,
             violations,
         };
-        compiled.validate(payload).map_err(invalid)?;
-        let references = reference_checks(&compiled, payload).map_err(invalid)?;
+        let started = Instant::now();
+        let checked = compiled
+            .validate(payload)
+            .and_then(|()| reference_checks(&compiled, payload));
+        self.service.store.counters().validated(started.elapsed());
+        let references = checked.map_err(invalid)?;
         Ok(Validated {
             schema_version: version,
             references,
