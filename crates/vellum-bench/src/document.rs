@@ -1,18 +1,11 @@
 //! The benchmark's entity type: a sales order with lines, about 1 KiB, and its schema.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::{Value, json};
-use vellum::SchemaLimits;
-use vellum_core::CompiledSchema;
-
-use crate::{Error, Result};
 
 /// The entity type every workload writes and reads.
 pub(crate) const SCHEMA_ID: &str = "sales_order";
@@ -202,25 +195,13 @@ impl Documents {
     pub(crate) fn body(&self, n: usize) -> Bytes {
         self.bodies[n % self.bodies.len()].clone()
     }
-
-    /// The time one validation of one document takes with the compiled schema, as vellum's
-    /// unit of work runs it (averaged over a few thousand).
-    pub(crate) fn validation_time(&self) -> Result<Duration> {
-        const RUNS: usize = 4_000;
-        let compiled = CompiledSchema::compile(&schema(), &SchemaLimits::default())
-            .map_err(|e| Error::Check(format!("the benchmark schema does not compile: {e}")))?;
-        let started = Instant::now();
-        for document in self.values.iter().cycle().take(RUNS) {
-            compiled
-                .validate(document)
-                .map_err(|v| Error::Check(format!("a benchmark document is invalid: {v:?}")))?;
-        }
-        Ok(started.elapsed() / RUNS as u32)
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use vellum::SchemaLimits;
+    use vellum_core::CompiledSchema;
+
     use super::*;
 
     #[test]

@@ -5,6 +5,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use vellum::Store;
+
 use crate::{Error, Options, Result, process, stats::Samples};
 
 /// One client of a workload: a tokio task calls [`op`](Self::op) in a loop. It owns whatever
@@ -21,13 +23,17 @@ pub(crate) struct Comparison {
     pub(crate) baseline: Samples,
     /// CPU time of this process during vellum's measured rounds.
     pub(crate) vellum_cpu: Duration,
+    /// Of that, the time `store`'s units of work spent validating documents.
+    pub(crate) vellum_validation: Duration,
 }
 
 /// Warms both sides up, then runs `options.rounds` measured rounds of each, alternating which
-/// goes first so neither always runs on a cache or a checkpoint the other left behind.
+/// goes first so neither always runs on a cache or a checkpoint the other left behind. `store`
+/// is the one vellum's side writes through, whose validation time is read around its rounds.
 pub(crate) async fn compare<V: Client, B: Client>(
     mut vellum: Vec<V>,
     mut baseline: Vec<B>,
+    store: &Store,
     options: &Options,
 ) -> Result<Comparison> {
     let mut comparison = Comparison::default();
@@ -40,9 +46,14 @@ pub(crate) async fn compare<V: Client, B: Client>(
             comparison.baseline.merge(samples);
         }
         let cpu_before = process::cpu_time()?;
+        let validation_before = store.uow_stats().validation_time;
         let samples;
         (vellum, samples) = run_for(vellum, options.round).await?;
         comparison.vellum_cpu += process::cpu_time()?.saturating_sub(cpu_before);
+        comparison.vellum_validation += store
+            .uow_stats()
+            .validation_time
+            .saturating_sub(validation_before);
         comparison.vellum.merge(samples);
         if round % 2 == 0 {
             let samples;

@@ -137,6 +137,8 @@ impl ReadSet {
 
 /// Everything the workloads share.
 pub(crate) struct Fixture {
+    /// The store vellum's side (and the HTTP server) works through.
+    pub(crate) store: Store,
     pub(crate) service: Service,
     pub(crate) schema_id: SchemaId,
     pub(crate) raw: Raw,
@@ -198,6 +200,7 @@ impl Fixture {
             None
         };
         Ok(Fixture {
+            store,
             service,
             schema_id,
             raw,

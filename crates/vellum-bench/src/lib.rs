@@ -79,7 +79,7 @@ async fn suite(database: &database::BenchDatabase, options: &Options) -> Result<
     };
     let cells = options.workloads.len() * options.clients.len();
     let mut results = Vec::with_capacity(cells);
-    let mut create_cpu = stats::CpuPerOp::default();
+    let mut create_cost = stats::WriteCost::default();
     for workload in &options.workloads {
         for &clients in &options.clients {
             eprintln!(
@@ -91,7 +91,11 @@ async fn suite(database: &database::BenchDatabase, options: &Options) -> Result<
             );
             let comparison = workloads::run(*workload, clients, &fixture, options).await?;
             if *workload == Workload::Create {
-                create_cpu.add(comparison.vellum_cpu, comparison.vellum.ops());
+                create_cost.add(
+                    comparison.vellum_cpu,
+                    comparison.vellum_validation,
+                    comparison.vellum.ops(),
+                );
             }
             results.push(WorkloadResult::new(*workload, clients, &comparison));
         }
@@ -112,13 +116,12 @@ async fn suite(database: &database::BenchDatabase, options: &Options) -> Result<
     } else {
         None
     };
-    let validation = match create_cpu.per_op() {
-        Some(write_cpu) => Some(ValidationCost {
-            validate_us: fixture.documents.validation_time()?.as_secs_f64() * 1e6,
+    let validation = create_cost
+        .per_op()
+        .map(|(write_cpu, validating)| ValidationCost {
+            validate_us: validating.as_secs_f64() * 1e6,
             write_cpu_us: write_cpu.as_secs_f64() * 1e6,
-        }),
-        None => None,
-    };
+        });
     fixture.close().await;
     eprintln!("done in {:.0} s", started.elapsed().as_secs_f64());
     Ok(Report {

@@ -29,6 +29,7 @@ pub(crate) async fn run(
     fixture: &Fixture,
     options: &Options,
 ) -> Result<Comparison> {
+    let store = &fixture.store;
     let rng = |i: usize| client_rng(workload, i);
     let documents = || fixture.documents.clone();
     let creates = |i: usize| VellumCreate {
@@ -48,6 +49,7 @@ pub(crate) async fn run(
             compare(
                 (0..clients).map(creates).collect(),
                 baseline.collect(),
+                store,
                 options,
             )
             .await
@@ -68,7 +70,7 @@ pub(crate) async fn run(
                 entities: entities.into_iter().map(|(id, _)| (id, 1)).collect(),
                 next: i * 7,
             });
-            compare(vellum.collect(), baseline.collect(), options).await
+            compare(vellum.collect(), baseline.collect(), store, options).await
         }
         Workload::HttpGet => {
             let target = fixture.http_target()?;
@@ -79,7 +81,7 @@ pub(crate) async fn run(
                 rng: rng(i),
             });
             let library = (0..clients).map(|i| reads(Read::Latest, &set, i));
-            compare(http.collect(), library.collect(), options).await
+            compare(http.collect(), library.collect(), store, options).await
         }
         Workload::Query => {
             let thresholds = Arc::new(query_thresholds(&fixture.documents));
@@ -94,7 +96,7 @@ pub(crate) async fn run(
                 thresholds: thresholds.clone(),
                 rng: rng(i),
             });
-            compare(vellum.collect(), baseline.collect(), options).await
+            compare(vellum.collect(), baseline.collect(), store, options).await
         }
         Workload::BulkImport => {
             let batch: Arc<Vec<Value>> = Arc::new(
@@ -111,7 +113,7 @@ pub(crate) async fn run(
                 raw: fixture.raw.clone(),
                 batch: batch.clone(),
             });
-            compare(vellum.collect(), baseline.collect(), options).await
+            compare(vellum.collect(), baseline.collect(), store, options).await
         }
         Workload::HttpCreate => {
             let target = fixture.http_target()?;
@@ -120,7 +122,13 @@ pub(crate) async fn run(
                 documents: documents(),
                 next: i * 7,
             });
-            compare(http.collect(), (0..clients).map(creates).collect(), options).await
+            compare(
+                http.collect(),
+                (0..clients).map(creates).collect(),
+                store,
+                options,
+            )
+            .await
         }
         Workload::GetLatest
         | Workload::GetVersion
@@ -143,7 +151,7 @@ pub(crate) async fn run(
                 rng: rng(i),
             });
             let vellum = (0..clients).map(|i| reads(read, &set, i));
-            compare(vellum.collect(), baseline.collect(), options).await
+            compare(vellum.collect(), baseline.collect(), store, options).await
         }
     }
 }
@@ -167,6 +175,7 @@ pub(crate) async fn depth(
     compare(
         side(Workload::AsOfDepth10000)?,
         side(Workload::AsOfDepth10)?,
+        &fixture.store,
         options,
     )
     .await

@@ -73,6 +73,26 @@ async fn a_quick_run_reports_both_sides_in_the_json_of_the_issue() {
     );
 }
 
+/// The validation share is the time vellum's creates spent validating their documents in the
+/// measured rounds, as the store counted it: some, and less than the CPU of those creates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_is_measured_in_the_creates_themselves() {
+    let db = TestDb::new().await;
+    let mut options = Options::quick();
+    options.workloads = vec![Workload::Create];
+    options.clients = vec![1];
+    options.warmup = Duration::from_millis(50);
+    options.round = Duration::from_millis(100);
+
+    let report = vellum_bench::run(db.config(), &options).await.unwrap();
+
+    let cost = report.validation.expect("create ran");
+    assert!(
+        cost.validate_us > 0.0 && cost.validate_us < cost.write_cpu_us,
+        "{cost:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_two_depths_are_measured_against_each_other_in_the_same_rounds() {
     let db = TestDb::new().await;
