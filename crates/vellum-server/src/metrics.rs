@@ -185,7 +185,7 @@ impl Metrics {
         validation.inc_by(uow.validation_time.as_secs_f64());
         pool_registry.register_with_unit(
             "uow_validation",
-            "Time units of work spent checking documents against their schemas",
+            "Time units of work and imports spent checking documents against their schemas",
             Unit::Seconds,
             validation,
         );

@@ -14,7 +14,7 @@ use crate::{
     service::STAMP_LOCK_CLASS,
     sql,
     store::InTransaction,
-    uow::{reference_checks, stamp_sql},
+    uow::{check, stamp_sql},
 };
 
 /// What [`Service::import`] stored.
@@ -138,8 +138,7 @@ impl Service {
                         violations,
                     })
                 };
-                schema.validate(&document).map_err(invalid)?;
-                reference_checks(&schema, &document).map_err(invalid)?;
+                check(&self.store, &schema, &document).map_err(invalid)?;
                 let entity_id = Uuid::now_v7();
                 writer
                     .as_mut()

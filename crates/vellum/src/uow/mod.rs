@@ -18,7 +18,7 @@ pub(crate) use flush::{CommitSql, stamp_sql};
 pub use options::{Committed, Staged, UowOptions, WriteOptions};
 pub(crate) use stats::UowCounters;
 pub use stats::UowStats;
-pub(crate) use validate::reference_checks;
+pub(crate) use validate::check;
 use validate::{ReferenceCheck, Validated};
 
 use crate::{

@@ -21,8 +21,9 @@ pub struct UowStats {
     pub validation_failures: u64,
     /// Events written to outboxes by committed units of work.
     pub events: u64,
-    /// Time units of work spent checking documents against their schemas (and reading the
-    /// references they name), valid or not; looking the compiled schema up is not counted.
+    /// Time units of work (imports included) spent checking documents against their schemas
+    /// and reading the references they name, valid or not; looking the compiled schema up is
+    /// not counted.
     pub validation_time: Duration,
 }
 

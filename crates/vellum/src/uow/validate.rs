@@ -7,7 +7,7 @@ use uuid::Uuid;
 use vellum_core::{CompiledSchema, SchemaId, Version, Violation};
 
 use super::UnitOfWork;
-use crate::{Error, Result, entity::parse_stored, store::SeenActive};
+use crate::{Error, Result, Store, entity::parse_stored, store::SeenActive};
 
 /// A document that passed validation: the schema version it was validated against, and the
 /// entities its `x-vellum-ref` properties name, to be checked at commit.
@@ -49,12 +49,7 @@ impl UnitOfWork {
             schema_version: version,
             violations,
         };
-        let started = Instant::now();
-        let checked = compiled
-            .validate(payload)
-            .and_then(|()| reference_checks(&compiled, payload));
-        self.service.store.counters().validated(started.elapsed());
-        let references = checked.map_err(invalid)?;
+        let references = check(&self.service.store, &compiled, payload).map_err(invalid)?;
         Ok(Validated {
             schema_version: version,
             references,
@@ -152,9 +147,25 @@ impl UnitOfWork {
     }
 }
 
+/// Checks `payload` against `compiled`, then reads the references it makes (see
+/// [`reference_checks`]), counting the time in `store`'s unit-of-work statistics
+/// ([`UowStats::validation_time`](crate::UowStats::validation_time)).
+pub(crate) fn check(
+    store: &Store,
+    compiled: &CompiledSchema,
+    payload: &Value,
+) -> Result<Vec<ReferenceCheck>, Vec<Violation>> {
+    let started = Instant::now();
+    let checked = compiled
+        .validate(payload)
+        .and_then(|()| reference_checks(compiled, payload));
+    store.counters().validated(started.elapsed());
+    checked
+}
+
 /// The references a valid document makes; a referencing value that is not an entity id is a
 /// violation. Absent and `null` values reference nothing.
-pub(crate) fn reference_checks(
+fn reference_checks(
     compiled: &CompiledSchema,
     payload: &Value,
 ) -> Result<Vec<ReferenceCheck>, Vec<Violation>> {

@@ -45,6 +45,7 @@ fn card(n: usize) -> vellum::Result<Value> {
 #[tokio::test]
 async fn an_import_stores_every_document_in_one_unit_of_work() {
     let f = fixture().await;
+    let validating = f.store.uow_stats().validation_time;
     let mut seen = Vec::new();
     let imported = f
         .service
@@ -59,6 +60,10 @@ async fn an_import_stores_every_document_in_one_unit_of_work() {
     assert_eq!(imported.count, 5_000);
     assert_eq!(seen.last(), Some(&5_000));
     assert_eq!(seen.len(), 6, "every 1,000 and at the end: {seen:?}");
+    assert!(
+        f.store.uow_stats().validation_time > validating,
+        "the import's validations are counted"
+    );
     let admin = f.admin().await;
     let row = admin
         .query_one(
