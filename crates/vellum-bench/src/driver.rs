@@ -23,7 +23,8 @@ pub(crate) struct Comparison {
     pub(crate) baseline: Samples,
     /// CPU time of this process during vellum's measured rounds.
     pub(crate) vellum_cpu: Duration,
-    /// Of that, the time `store`'s units of work spent validating documents.
+    /// The time the store's units of work spent validating documents in those rounds (wall
+    /// time around each check, as `UowStats::validation_time` counts it).
     pub(crate) vellum_validation: Duration,
 }
 
