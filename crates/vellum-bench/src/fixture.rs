@@ -1,7 +1,10 @@
 //! What the workloads run on: the store, the service and its schema, the baseline's pool, the
 //! entities the reads read, and the in-process HTTP server.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, hash_map::Entry},
+    sync::Arc,
+};
 
 use chrono::{DateTime, Utc};
 use rand::{Rng, rngs::StdRng, seq::index};
@@ -144,7 +147,9 @@ pub(crate) struct Fixture {
     pub(crate) raw: Raw,
     pub(crate) documents: Arc<Documents>,
     read_set: Option<Arc<ReadSet>>,
-    histories: HashMap<Workload, Arc<ReadSet>>,
+    /// The deep histories, by number of versions: `as_of_depth_N` and `latest_depth_N` read
+    /// the same entity.
+    histories: HashMap<u32, Arc<ReadSet>>,
     http: Option<HttpServer>,
 }
 
@@ -187,11 +192,11 @@ impl Fixture {
             None
         };
         let mut histories = HashMap::new();
-        for workload in &options.workloads {
-            if let Some(depth) = workload.depth() {
+        for depth in options.workloads.iter().filter_map(|w| w.depth()) {
+            if let Entry::Vacant(slot) = histories.entry(depth) {
                 eprintln!("loading an entity with {depth} versions");
                 let history = raw.load_history(documents.value(0), depth).await?;
-                histories.insert(*workload, Arc::new(history));
+                slot.insert(Arc::new(history));
             }
         }
         let http = if wants(&[Workload::HttpGet, Workload::HttpCreate]) {
@@ -214,7 +219,7 @@ impl Fixture {
     /// The entities `read` workloads read: the read set, or a deep history.
     pub(crate) fn reads(&self, workload: Workload) -> Result<Arc<ReadSet>> {
         let set = match workload.depth() {
-            Some(_) => self.histories.get(&workload).cloned(),
+            Some(depth) => self.histories.get(&depth).cloned(),
             None => self.read_set.clone(),
         };
         set.ok_or_else(|| Error::Check(format!("nothing was loaded for {workload}")))

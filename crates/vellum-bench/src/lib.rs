@@ -8,8 +8,9 @@
 //! [`run`] creates a fresh database (or, without the right to create one, a service with a
 //! unique name), loads it, runs the memory soak if [`Options::soak`] asks for one, runs the
 //! selected [`Workload`]s at each client count (and, when both `as_of_depth_10` and
-//! `as_of_depth_10000` are selected, the two depths against each other in the same rounds),
-//! drops the database and returns a [`Report`]:
+//! `as_of_depth_10000` are selected, the two depths against each other in the same rounds; the
+//! same for `latest_depth_10` and `latest_depth_10000`), drops the database and returns a
+//! [`Report`]:
 //!
 //! ```no_run
 //! # async fn bench(admin: tokio_postgres::Config) -> vellum_bench::Result<()> {
@@ -100,22 +101,20 @@ async fn suite(database: &database::BenchDatabase, options: &Options) -> Result<
             results.push(WorkloadResult::new(*workload, clients, &comparison));
         }
     }
-    let depth = if [Workload::AsOfDepth10, Workload::AsOfDepth10000]
-        .iter()
-        .all(|w| options.workloads.contains(w))
-    {
-        let clients = options.min_clients();
-        eprintln!(
-            "[depth] as-of reads on 10,000 versions against 10, round by round, with {clients} client{}",
-            if clients == 1 { "" } else { "s" },
-        );
-        DepthCost::new(
-            clients,
-            &workloads::depth(&fixture, clients, options).await?,
-        )
-    } else {
-        None
-    };
+    let as_of_depth = depth_cost(
+        &fixture,
+        "as-of",
+        (Workload::AsOfDepth10000, Workload::AsOfDepth10),
+        options,
+    )
+    .await?;
+    let latest_depth = depth_cost(
+        &fixture,
+        "latest",
+        (Workload::LatestDepth10000, Workload::LatestDepth10),
+        options,
+    )
+    .await?;
     let validation = create_cost
         .per_op()
         .map(|(write_cpu, validating)| ValidationCost {
@@ -128,7 +127,28 @@ async fn suite(database: &database::BenchDatabase, options: &Options) -> Result<
         workloads: results,
         peak_rss_mib: process::peak_rss_mib(),
         validation,
-        depth,
+        as_of_depth,
+        latest_depth,
         soak,
     })
+}
+
+/// Vellum's `read` reads of the `deep` workload's history against those of the `shallow`
+/// one's, round by round at the smallest client count, when both workloads were selected.
+async fn depth_cost(
+    fixture: &fixture::Fixture,
+    read: &str,
+    (deep, shallow): (Workload, Workload),
+    options: &Options,
+) -> Result<Option<DepthCost>> {
+    if !(options.workloads.contains(&deep) && options.workloads.contains(&shallow)) {
+        return Ok(None);
+    }
+    let clients = options.min_clients();
+    eprintln!(
+        "[depth] {read} reads on {deep} against {shallow}, round by round, with {clients} client{}",
+        if clients == 1 { "" } else { "s" },
+    );
+    let comparison = workloads::depth(fixture, deep, shallow, clients, options).await?;
+    Ok(DepthCost::new(clients, &comparison))
 }

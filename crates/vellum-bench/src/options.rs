@@ -43,6 +43,12 @@ pub enum Workload {
     AsOfDepth1000,
     /// `get_as_of` on an entity with 10,000 versions.
     AsOfDepth10000,
+    /// `Service::get` on an entity with 10 versions; baseline as for [`Workload::GetLatest`].
+    LatestDepth10,
+    /// `Service::get` on an entity with 1,000 versions.
+    LatestDepth1000,
+    /// `Service::get` on an entity with 10,000 versions.
+    LatestDepth10000,
 }
 
 /// Documents per operation of [`Workload::BulkImport`].
@@ -50,7 +56,7 @@ pub const IMPORT_BATCH: usize = 1_000;
 
 impl Workload {
     /// Every built workload, in the order the suite runs them.
-    pub const ALL: [Workload; 13] = [
+    pub const ALL: [Workload; 16] = [
         Workload::Create,
         Workload::Update,
         Workload::GetLatest,
@@ -64,6 +70,9 @@ impl Workload {
         Workload::AsOfDepth10,
         Workload::AsOfDepth1000,
         Workload::AsOfDepth10000,
+        Workload::LatestDepth10,
+        Workload::LatestDepth1000,
+        Workload::LatestDepth10000,
     ];
 
     /// The name in the output and on the command line.
@@ -82,15 +91,19 @@ impl Workload {
             Workload::AsOfDepth10 => "as_of_depth_10",
             Workload::AsOfDepth1000 => "as_of_depth_1000",
             Workload::AsOfDepth10000 => "as_of_depth_10000",
+            Workload::LatestDepth10 => "latest_depth_10",
+            Workload::LatestDepth1000 => "latest_depth_1000",
+            Workload::LatestDepth10000 => "latest_depth_10000",
         }
     }
 
-    /// The number of versions of the entity an `as_of_depth_N` workload reads.
+    /// The number of versions of the entity an `as_of_depth_N` or `latest_depth_N` workload
+    /// reads.
     pub(crate) fn depth(self) -> Option<u32> {
         match self {
-            Workload::AsOfDepth10 => Some(10),
-            Workload::AsOfDepth1000 => Some(1_000),
-            Workload::AsOfDepth10000 => Some(10_000),
+            Workload::AsOfDepth10 | Workload::LatestDepth10 => Some(10),
+            Workload::AsOfDepth1000 | Workload::LatestDepth1000 => Some(1_000),
+            Workload::AsOfDepth10000 | Workload::LatestDepth10000 => Some(10_000),
             _ => None,
         }
     }
@@ -206,7 +219,7 @@ impl Options {
         self.clients.iter().copied().max().unwrap_or(1)
     }
 
-    /// The smallest client count: the clients of the depth comparison.
+    /// The smallest client count: the clients of the depth comparisons.
     pub(crate) fn min_clients(&self) -> usize {
         self.clients.iter().copied().min().unwrap_or(1)
     }

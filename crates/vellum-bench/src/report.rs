@@ -25,9 +25,14 @@ pub struct Report {
     /// The cost of schema validation within vellum's create, when `create` ran.
     #[serde(skip)]
     pub validation: Option<ValidationCost>,
-    /// As-of latency on 10,000 versions against 10, when both `as_of_depth` workloads ran.
+    /// As-of latency on 10,000 versions against 10, when `as_of_depth_10` and
+    /// `as_of_depth_10000` ran.
     #[serde(skip)]
-    pub depth: Option<DepthCost>,
+    pub as_of_depth: Option<DepthCost>,
+    /// Latest-read latency on 10,000 versions against 10, when `latest_depth_10` and
+    /// `latest_depth_10000` ran.
+    #[serde(skip)]
+    pub latest_depth: Option<DepthCost>,
     /// The memory soak, when the run had one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub soak: Option<SoakResult>,
@@ -90,8 +95,9 @@ impl ValidationCost {
     }
 }
 
-/// Median latency of vellum's as-of reads on an entity with 10,000 versions and on one with 10,
-/// measured round by round in the same cell at the run's smallest client count.
+/// Median latency of vellum's reads of one kind (as of a time, or the latest version) on an
+/// entity with 10,000 versions and on one with 10, measured round by round in the same cell at
+/// the run's smallest client count.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct DepthCost {
@@ -110,6 +116,22 @@ impl DepthCost {
             deep_p50_ms: comparison.vellum.percentile_ms(50.0)?,
             shallow_p50_ms: comparison.baseline.percentile_ms(50.0)?,
         })
+    }
+
+    /// The deep p50 over the shallow one; `None` if the shallow one is zero.
+    pub fn ratio(&self) -> Option<f64> {
+        (self.shallow_p50_ms > 0.0).then(|| self.deep_p50_ms / self.shallow_p50_ms)
+    }
+
+    /// The ratio and the two p50s, as the table and the target line show them.
+    fn describe(&self, ratio: f64) -> String {
+        format!(
+            "{ratio:.3}x ({:.3} ms vs {:.3} ms at {} client{}, same rounds)",
+            self.deep_p50_ms,
+            self.shallow_p50_ms,
+            self.clients,
+            if self.clients == 1 { "" } else { "s" }
+        )
     }
 }
 
@@ -262,26 +284,20 @@ impl Report {
     /// p50 of as-of reads on 10,000 versions against 10, measured in the same rounds.
     fn depth_target(&self) -> Target {
         let goal = "as-of p50 with 10,000 versions <= 1.2x with 10";
-        match self.depth {
-            Some(depth) if depth.shallow_p50_ms > 0.0 => {
-                let ratio = depth.deep_p50_ms / depth.shallow_p50_ms;
-                Target {
-                    goal,
-                    status: if ratio <= 1.2 {
-                        Status::Met
-                    } else {
-                        Status::NotMet
-                    },
-                    detail: format!(
-                        "{ratio:.3}x ({:.3} ms vs {:.3} ms at {} client{}, same rounds)",
-                        depth.deep_p50_ms,
-                        depth.shallow_p50_ms,
-                        depth.clients,
-                        if depth.clients == 1 { "" } else { "s" }
-                    ),
-                }
-            }
-            _ => Target {
+        match self
+            .as_of_depth
+            .and_then(|depth| Some((depth, depth.ratio()?)))
+        {
+            Some((depth, ratio)) => Target {
+                goal,
+                status: if ratio <= 1.2 {
+                    Status::Met
+                } else {
+                    Status::NotMet
+                },
+                detail: depth.describe(ratio),
+            },
+            None => Target {
                 goal,
                 status: Status::NotMeasured("needs as_of_depth_10 and as_of_depth_10000".into()),
                 detail: String::new(),
@@ -343,6 +359,20 @@ impl Report {
         if let Some(mib) = self.peak_rss_mib {
             let _ = writeln!(out, "\npeak RSS: {mib} MiB");
         }
+        let depths = [("as-of", self.as_of_depth), ("latest", self.latest_depth)];
+        let depths: Vec<_> = depths
+            .into_iter()
+            .filter_map(|(read, depth)| Some((read, depth?, depth?.ratio()?)))
+            .collect();
+        if !depths.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nhistory growth (vellum's p50 with 10,000 versions against 10):"
+            );
+            for (read, depth, ratio) in depths {
+                let _ = writeln!(out, "  {read:<8} {}", depth.describe(ratio));
+            }
+        }
         let _ = writeln!(out, "\ntargets (issue 7):");
         for target in self.targets() {
             let status = match &target.status {
@@ -385,7 +415,8 @@ mod tests {
                 validate_us: 10.0,
                 write_cpu_us: 400.0,
             }),
-            depth: None,
+            as_of_depth: None,
+            latest_depth: None,
             soak: None,
         }
     }
@@ -443,7 +474,7 @@ mod tests {
     #[test]
     fn the_depth_target_compares_the_p50s_measured_in_the_same_rounds() {
         let with_depth = |deep_p50_ms| Report {
-            depth: Some(DepthCost {
+            as_of_depth: Some(DepthCost {
                 clients: 1,
                 deep_p50_ms,
                 shallow_p50_ms: 0.50,
@@ -461,6 +492,40 @@ mod tests {
             status(&cells_only, "as-of p50"),
             Status::NotMeasured(_)
         ));
+    }
+
+    #[test]
+    fn the_table_shows_history_growth_for_each_read_measured_in_the_same_rounds() {
+        let depth = |deep_p50_ms| {
+            Some(DepthCost {
+                clients: 1,
+                deep_p50_ms,
+                shallow_p50_ms: 0.100,
+            })
+        };
+        let latest_only = Report {
+            latest_depth: depth(0.102),
+            ..report(Vec::new())
+        };
+        let table = latest_only.table();
+        assert!(
+            table.contains("latest   1.020x (0.102 ms vs 0.100 ms at 1 client, same rounds)"),
+            "{table}"
+        );
+        assert!(!table.contains("as-of    "), "{table}");
+        // The latest reads have no target of their own: only the as-of ones are judged.
+        assert!(matches!(
+            status(&latest_only, "as-of p50"),
+            Status::NotMeasured(_)
+        ));
+        let both = Report {
+            as_of_depth: depth(0.130),
+            ..latest_only
+        };
+        let table = both.table();
+        assert!(table.contains("as-of    1.300x"), "{table}");
+        assert!(table.contains("latest   1.020x"), "{table}");
+        assert_eq!(status(&both, "as-of p50"), Status::NotMet);
     }
 
     #[test]

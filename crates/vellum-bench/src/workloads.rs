@@ -136,13 +136,11 @@ pub(crate) async fn run(
         | Workload::GetMany
         | Workload::AsOfDepth10
         | Workload::AsOfDepth1000
-        | Workload::AsOfDepth10000 => {
-            let read = match workload {
-                Workload::GetLatest => Read::Latest,
-                Workload::GetVersion => Read::Version,
-                Workload::GetMany => Read::Many,
-                _ => Read::AsOf,
-            };
+        | Workload::AsOfDepth10000
+        | Workload::LatestDepth10
+        | Workload::LatestDepth1000
+        | Workload::LatestDepth10000 => {
+            let read = read_of(workload);
             let set = fixture.reads(workload)?;
             let baseline = (0..clients).map(|i| RawRead {
                 raw: fixture.raw.clone(),
@@ -156,29 +154,39 @@ pub(crate) async fn run(
     }
 }
 
-/// Vellum's as-of reads on the 10,000-version history against the same reads on the 10-version
-/// one, with `clients` clients each, round by round in the same cell (the deep side where
-/// [`Comparison::vellum`] is, the shallow one as its baseline). Two cells run seconds apart
-/// would compare the machine's passing states as much as the depths.
+/// The read a read workload does.
+fn read_of(workload: Workload) -> Read {
+    match workload {
+        Workload::GetLatest
+        | Workload::LatestDepth10
+        | Workload::LatestDepth1000
+        | Workload::LatestDepth10000 => Read::Latest,
+        Workload::GetVersion => Read::Version,
+        Workload::GetMany => Read::Many,
+        _ => Read::AsOf,
+    }
+}
+
+/// Vellum's reads of the `deep` workload's history against the same reads of the `shallow`
+/// one's (say `as_of_depth_10000` and `as_of_depth_10`), with `clients` clients each, round by
+/// round in the same cell (the deep side where [`Comparison::vellum`] is, the shallow one as its
+/// baseline). Two cells run seconds apart would compare the machine's passing states as much
+/// as the depths.
 pub(crate) async fn depth(
     fixture: &Fixture,
+    deep: Workload,
+    shallow: Workload,
     clients: usize,
     options: &Options,
 ) -> Result<Comparison> {
-    // Each side draws the same times as its workload's own cell.
+    // Each side draws the same choices as its workload's own cell.
     let side = |workload: Workload| -> Result<Vec<VellumRead>> {
         let set = fixture.reads(workload)?;
         Ok((0..clients)
-            .map(|i| vellum_read(fixture, Read::AsOf, &set, client_rng(workload, i)))
+            .map(|i| vellum_read(fixture, read_of(workload), &set, client_rng(workload, i)))
             .collect())
     };
-    compare(
-        side(Workload::AsOfDepth10000)?,
-        side(Workload::AsOfDepth10)?,
-        &fixture.store,
-        options,
-    )
-    .await
+    compare(side(deep)?, side(shallow)?, &fixture.store, options).await
 }
 
 /// The random generator of client `i` of `workload`: client `i` of either side draws the same

@@ -93,23 +93,46 @@ async fn validation_is_measured_in_the_creates_themselves() {
     );
 }
 
+/// History growth: as-of and latest reads, each on 10,000 versions against 10 in the same
+/// rounds, on one loaded entity per depth; only the as-of comparison is judged by a target.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_two_depths_are_measured_against_each_other_in_the_same_rounds() {
     let db = TestDb::new().await;
     let mut options = Options::quick();
-    options.workloads = vec![Workload::AsOfDepth10, Workload::AsOfDepth10000];
+    options.workloads = vec![
+        Workload::AsOfDepth10,
+        Workload::AsOfDepth10000,
+        Workload::LatestDepth10,
+        Workload::LatestDepth10000,
+    ];
     options.clients = vec![3, 1];
     options.warmup = Duration::from_millis(50);
     options.round = Duration::from_millis(100);
 
     let report = vellum_bench::run(db.config(), &options).await.unwrap();
 
-    let depth = report.depth.expect("both depths ran");
-    assert_eq!(depth.clients, 1, "the smallest client count");
-    assert!(
-        depth.deep_p50_ms > 0.0 && depth.shallow_p50_ms > 0.0,
-        "{depth:?}"
+    let names: Vec<_> = report.workloads.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "as_of_depth_10",
+            "as_of_depth_10",
+            "as_of_depth_10000",
+            "as_of_depth_10000",
+            "latest_depth_10",
+            "latest_depth_10",
+            "latest_depth_10000",
+            "latest_depth_10000"
+        ]
     );
+    for depth in [report.as_of_depth, report.latest_depth] {
+        let depth = depth.expect("both depths ran");
+        assert_eq!(depth.clients, 1, "the smallest client count");
+        assert!(
+            depth.deep_p50_ms > 0.0 && depth.shallow_p50_ms > 0.0,
+            "{depth:?}"
+        );
+    }
     let target = report
         .targets()
         .into_iter()
@@ -120,6 +143,9 @@ async fn the_two_depths_are_measured_against_each_other_in_the_same_rounds() {
         "{target:?}"
     );
     assert!(target.detail.contains("same rounds"), "{target:?}");
+    let table = report.table();
+    assert!(table.contains("history growth"), "{table}");
+    assert!(table.contains("\n  latest   "), "{table}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
