@@ -210,11 +210,12 @@ impl Service {
             "SELECT e.entity_id, e.payload #>> $2::text[] FROM {table} e
              WHERE e.uow_id = $1 AND (e.payload #>> $2::text[]) IS NOT NULL
                AND NOT EXISTS (SELECT 1 FROM {target} t
-                               WHERE t.entity_id = (e.payload #>> $2::text[])::uuid
-                                 AND t.is_active AND t.deleted_at IS NULL)
+                               WHERE {active} = (e.payload #>> $2::text[])::uuid
+                                 AND t.deleted_at IS NULL)
              LIMIT 1",
             table = self.idents.entity_table(schema_id),
             target = self.idents.entity_table(&reference.target),
+            active = sql::active_entity("t"),
         );
         let missing = client
             .query_opt(&sql, &[&uow_id, &reference.segments])

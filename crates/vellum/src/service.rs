@@ -12,7 +12,7 @@ use crate::{
     Entity, EntityJson, Error, HistoryEntry, Result, SchemaRegistry, Store, UnitOfWork, UowOptions,
     entity::{COLUMN_COUNT, COLUMNS, known_version},
     known::EntityKey,
-    sql::ServiceIdents,
+    sql::{self, ServiceIdents},
     uow::CommitSql,
 };
 
@@ -120,8 +120,9 @@ impl Service {
     /// If-Match) stages the update without reading again.
     async fn latest(&self, schema_id: &SchemaId, entity_id: Uuid) -> Result<Row> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM {} e WHERE e.entity_id = $1 AND e.is_active AND e.deleted_at IS NULL",
-            self.idents.entity_table(schema_id)
+            "SELECT {COLUMNS} FROM {} e WHERE {} = $1 AND e.deleted_at IS NULL",
+            self.idents.entity_table(schema_id),
+            sql::active_entity("e"),
         );
         let rows = self.read(schema_id, &sql, &[&entity_id]).await?;
         let row = one_row(rows, schema_id, entity_id)?;
@@ -219,9 +220,9 @@ impl Service {
     /// missing and deleted ones are left out.
     pub async fn get_many(&self, schema_id: &SchemaId, entity_ids: &[Uuid]) -> Result<Vec<Entity>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM {} e
-             WHERE e.entity_id = ANY($1) AND e.is_active AND e.deleted_at IS NULL",
-            self.idents.entity_table(schema_id)
+            "SELECT {COLUMNS} FROM {} e WHERE {} = ANY($1) AND e.deleted_at IS NULL",
+            self.idents.entity_table(schema_id),
+            sql::active_entity("e"),
         );
         let rows = self.read(schema_id, &sql, &[&entity_ids]).await?;
         let order: HashMap<Uuid, usize> = entity_ids

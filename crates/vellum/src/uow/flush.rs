@@ -284,8 +284,9 @@ impl CommitSql {
             Text::Reference => format!(
                 "SELECT vellum.expect_reference(count(*), $2)
                  FROM (SELECT 1 FROM {table} e
-                       WHERE e.entity_id = $1 AND e.is_active AND e.deleted_at IS NULL
-                       FOR SHARE) AS live"
+                       WHERE {active} = $1 AND e.deleted_at IS NULL
+                       FOR SHARE) AS live",
+                active = sql::active_entity("e"),
             ),
         }
         .into();

@@ -554,8 +554,9 @@ impl UnitOfWork {
         lock: bool,
     ) -> Result<Option<Entity>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM {} e WHERE e.entity_id = $1 AND e.is_active{}",
+            "SELECT {COLUMNS} FROM {} e WHERE {} = $1{}",
             self.service.idents.entity_table(schema_id),
+            sql::active_entity("e"),
             if lock { " FOR UPDATE" } else { "" }
         );
         if !lock {

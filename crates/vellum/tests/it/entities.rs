@@ -419,3 +419,155 @@ async fn the_entity_json_read_is_the_entity_as_it_serializes() {
         Err(Error::NotFound { .. })
     ));
 }
+
+/// A read of an entity's current version reads that version alone, however long its history,
+/// on a table whose statistics make every index on `entity_id` look alike (most versions
+/// active, one entity per id on average): through `UnitOfWork::get`, and through the locking
+/// read of an update without an expected version. The count is PostgreSQL's own, for the
+/// transaction that read.
+#[tokio::test]
+async fn reading_the_current_version_of_a_long_history_reads_one_row() {
+    let f = Fixture::new().await;
+    let order = id("sales_order");
+    let deep = Uuid::now_v7();
+    const VERSIONS: i64 = 2_000;
+    let admin = f.admin().await;
+    let uow_id = Uuid::now_v7();
+    admin
+        .execute(
+            "INSERT INTO orders.units_of_work (uow_id, actor, committed_at)
+             VALUES ($1, 'loader', now())",
+            &[&uow_id],
+        )
+        .await
+        .unwrap();
+    admin
+        .execute(
+            "INSERT INTO orders.sales_order (entity_id, revision, entity_version, schema_id,
+                                             schema_version, payload, created_at, updated_at,
+                                             is_active, uow_id)
+             SELECT gen_random_uuid(), 1, '1.0.0', 'sales_order', '1.0.0',
+                    '{\"customer\": \"ACME\"}'::jsonb, now(), now(), true, $1::uuid
+             FROM generate_series(1, 20000)
+             UNION ALL
+             SELECT $2::uuid, g, '1.0.' || (g - 1), 'sales_order', '1.0.0',
+                    '{\"customer\": \"ACME\"}'::jsonb,
+                    now() - (($3 - g) * interval '1 millisecond'), now(), g = $3, $1::uuid
+             FROM generate_series(1, $3::bigint) g",
+            &[&uow_id, &deep, &VERSIONS],
+        )
+        .await
+        .unwrap();
+    admin
+        .batch_execute("ANALYZE orders.sales_order")
+        .await
+        .unwrap();
+    // Index scans count the versions they fetch against the index that found them.
+    let fetched = "SELECT sum(pg_stat_get_xact_tuples_fetched(indexrelid))::bigint FROM pg_index
+                   WHERE indrelid = 'orders.sales_order'::regclass";
+
+    let mut uow = f.service.begin("alice").await.unwrap();
+    let current = uow.get(&order, deep).await.unwrap();
+    assert_eq!(current.revision, VERSIONS);
+    let rows = uow.raw().query(fetched, &[]).await.unwrap();
+    assert_eq!(
+        rows[0].get::<_, i64>(0),
+        1,
+        "versions read for one current version"
+    );
+    uow.rollback().await.unwrap();
+
+    let mut uow = f.service.begin("alice").await.unwrap();
+    let staged = uow
+        .update(
+            &order,
+            deep,
+            json!({"customer": "Globex"}),
+            WriteOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(staged.revision, VERSIONS + 1);
+    let rows = uow.raw().query(fetched, &[]).await.unwrap();
+    // Locking a version fetches it once more: two, against the history's 2,000.
+    assert_eq!(
+        rows[0].get::<_, i64>(0),
+        2,
+        "versions read to lock the current one"
+    );
+    uow.commit().await.unwrap();
+    assert_eq!(
+        f.service.get(&order, deep).await.unwrap().revision,
+        VERSIONS + 1
+    );
+}
+
+/// An entity table of service DDL version 4 has a partial unique index on `entity_id` for its
+/// active versions; the next process to connect replaces it with the index the reads of
+/// current versions name, and one active version per entity stays the rule.
+#[tokio::test]
+async fn entity_tables_provisioned_with_the_partial_active_index_get_the_keyed_one_on_connect() {
+    let f = Fixture::new().await;
+    let order = id("sales_order");
+    let created = f.create_order(json!({"customer": "ACME"})).await;
+    let admin = f.admin().await;
+    let definitions = async || -> Vec<String> {
+        admin
+            .query(
+                "SELECT btrim(regexp_replace(pg_get_indexdef(indexrelid), '\\s+', ' ', 'g'))
+                 FROM pg_index WHERE indrelid = 'orders.sales_order'::regclass AND indisunique
+                 ORDER BY 1",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    };
+    let keyed = "(( CASE WHEN is_active THEN entity_id ELSE NULL::uuid END))";
+    let current = definitions().await;
+    assert_eq!(
+        current.len(),
+        2,
+        "the primary key and the active-version index: {current:?}"
+    );
+    let active = current.iter().find(|d| d.ends_with(keyed)).unwrap();
+    let name = active.split(' ').nth(3).unwrap().to_owned();
+    admin
+        .batch_execute(&format!(
+            "DROP INDEX orders.{name};
+             CREATE UNIQUE INDEX ON orders.sales_order (entity_id) WHERE is_active;
+             UPDATE vellum.services SET ddl_version = 4 WHERE name = 'orders'"
+        ))
+        .await
+        .unwrap();
+
+    let upgraded = f.other_process().await;
+
+    let after = definitions().await;
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(after.iter().any(|d| d.ends_with(keyed)), "{after:?}");
+    assert!(
+        !after.iter().any(|d| d.contains("WHERE is_active")),
+        "{after:?}"
+    );
+    let read = upgraded.get(&order, created.entity_id).await.unwrap();
+    assert_eq!(read.payload["customer"], "ACME");
+    let second_active = admin
+        .execute(
+            "INSERT INTO orders.sales_order (entity_id, revision, entity_version, schema_id,
+                                             schema_version, payload, created_at, updated_at,
+                                             uow_id)
+             SELECT entity_id, 2, '1.0.1', schema_id, schema_version, payload, now(), now(), uow_id
+             FROM orders.sales_order WHERE entity_id = $1",
+            &[&created.entity_id],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        second_active.code(),
+        Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION),
+        "{second_active}"
+    );
+}

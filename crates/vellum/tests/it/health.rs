@@ -64,7 +64,7 @@ async fn reads_after_a_burst_keep_to_the_connection_returned_last() {
         .query_one(
             "SELECT count(*) FROM pg_stat_activity
              WHERE datname = current_database() AND pid <> pg_backend_pid()
-               AND query LIKE 'SELECT e.entity_id%AND e.is_active AND e.deleted_at IS NULL'",
+               AND query LIKE 'SELECT e.entity_id%THEN e.entity_id END) = $1 AND e.deleted_at IS NULL'",
             &[],
         )
         .await
