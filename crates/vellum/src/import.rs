@@ -210,7 +210,8 @@ impl Service {
             "SELECT e.entity_id, e.payload #>> $2::text[] FROM {table} e
              WHERE e.uow_id = $1 AND (e.payload #>> $2::text[]) IS NOT NULL
                AND NOT EXISTS (SELECT 1 FROM {target} t
-                               WHERE {active} = (e.payload #>> $2::text[])::uuid
+                               WHERE t.is_active
+                                 AND {active} = (e.payload #>> $2::text[])::uuid
                                  AND t.deleted_at IS NULL)
              LIMIT 1",
             table = self.idents.entity_table(schema_id),

@@ -120,7 +120,7 @@ impl Service {
     /// If-Match) stages the update without reading again.
     async fn latest(&self, schema_id: &SchemaId, entity_id: Uuid) -> Result<Row> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM {} e WHERE {} = $1 AND e.deleted_at IS NULL",
+            "SELECT {COLUMNS} FROM {} e WHERE e.is_active AND {} = $1 AND e.deleted_at IS NULL",
             self.idents.entity_table(schema_id),
             sql::active_entity("e"),
         );
@@ -220,7 +220,8 @@ impl Service {
     /// missing and deleted ones are left out.
     pub async fn get_many(&self, schema_id: &SchemaId, entity_ids: &[Uuid]) -> Result<Vec<Entity>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM {} e WHERE {} = ANY($1) AND e.deleted_at IS NULL",
+            "SELECT {COLUMNS} FROM {} e
+             WHERE e.is_active AND {} = ANY($1) AND e.deleted_at IS NULL",
             self.idents.entity_table(schema_id),
             sql::active_entity("e"),
         );

@@ -44,8 +44,8 @@ const SERVICE_OUTBOX_DDL: &str = include_str!("sql/service_outbox.sql");
 const SERVICE_AS_OF_READERS_DDL: &str = include_str!("sql/service_as_of_readers.sql");
 /// The registry generation of a service, added by service DDL version 4.
 const SERVICE_REGISTRY_GENERATION_DDL: &str = include_str!("sql/service_registry_generation.sql");
-/// The active-version index keyed by [`active_entity`], replacing the partial one, on the
-/// entity tables a service has: service DDL version 5.
+/// The index keyed by [`active_entity`] on the entity tables a service has: service DDL
+/// version 5.
 const SERVICE_ACTIVE_INDEX_DDL: &str = include_str!("sql/service_active_index.sql");
 const ENTITY_TABLE_DDL: &str = include_str!("sql/entity_table.sql");
 
@@ -63,14 +63,16 @@ const SERVICE_DDL_STEPS: &[(i32, &str)] = &[
 ];
 
 /// The entity id of an active version and `NULL` on every other, for the entity table aliased
-/// `alias`: the key of the table's unique index of active versions (`entity_table.sql`).
+/// `alias`: the key of the entity table's index for reads of an active version by id
+/// (`entity_table.sql`). The index is partial, so the condition names `is_active` too:
+/// `e.is_active AND {active_entity} = $1`.
 ///
 /// A read of an entity's active version names its id through this expression, never as
 /// `entity_id = $1 AND is_active`: that condition can also be served by the primary key or the
 /// as-of index, which hold every version, and PostgreSQL, estimating one row per entity id,
-/// chooses among them as if they were equal. Where most versions are active its choice falls on
-/// one of those, and a read of an entity with 10,000 versions walks all 10,000. Only the
-/// active-version index has this expression as its key.
+/// chooses among them and the partial index on `entity_id` as if they were equal. Where most
+/// versions are active its choice can fall on one of the first two, and a read of an entity
+/// with 10,000 versions walks all 10,000. Only one index has this expression as its key.
 pub(crate) fn active_entity(alias: &str) -> String {
     format!("(CASE WHEN {alias}.is_active THEN {alias}.entity_id END)")
 }

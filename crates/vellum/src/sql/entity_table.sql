@@ -16,10 +16,11 @@ CREATE TABLE {table} (
     FOREIGN KEY (schema_id, schema_version) REFERENCES {schema}.schemas (schema_id, schema_version),
     CHECK ((deleted_at IS NULL) = (deleted_uow_id IS NULL))
 );
--- One active version per entity, and the reads of it by id (see sql::active_entity): keyed by an
--- expression no other index has, so the planner cannot serve those reads from an index of every
--- version.
-CREATE UNIQUE INDEX ON {table} ((CASE WHEN is_active THEN entity_id END));
+-- One active version per entity; scans of the active versions in entity id order.
+CREATE UNIQUE INDEX ON {table} (entity_id) WHERE is_active;
+-- Reads of an entity's active version by id (see sql::active_entity): keyed by an expression no
+-- other index has, so the planner cannot serve them from an index of every version.
+CREATE UNIQUE INDEX ON {table} ((CASE WHEN is_active THEN entity_id END)) WHERE is_active;
 -- As-of reads: the newest version committed at or before a time, without walking the history.
 CREATE INDEX ON {table} (entity_id, created_at, revision);
 CREATE TRIGGER entity_versions_immutable BEFORE UPDATE OR DELETE ON {table}

@@ -284,7 +284,7 @@ impl CommitSql {
             Text::Reference => format!(
                 "SELECT vellum.expect_reference(count(*), $2)
                  FROM (SELECT 1 FROM {table} e
-                       WHERE {active} = $1 AND e.deleted_at IS NULL
+                       WHERE e.is_active AND {active} = $1 AND e.deleted_at IS NULL
                        FOR SHARE) AS live",
                 active = sql::active_entity("e"),
             ),

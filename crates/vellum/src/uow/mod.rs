@@ -554,7 +554,7 @@ impl UnitOfWork {
         lock: bool,
     ) -> Result<Option<Entity>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM {} e WHERE {} = $1{}",
+            "SELECT {COLUMNS} FROM {} e WHERE e.is_active AND {} = $1{}",
             self.service.idents.entity_table(schema_id),
             sql::active_entity("e"),
             if lock { " FOR UPDATE" } else { "" }
