@@ -195,7 +195,12 @@ pub fn compile(query: &Query, ctx: &QueryContext<'_>) -> Result<CompiledQuery, Q
             }
             if let Some(ids) = &query.ids {
                 let p = sql.bind(SqlParam::UuidArray(ids.clone()));
-                conditions.push(format!("e.entity_id = ANY({p}::uuid[])"));
+                // The key of the entity table's index for reads of active versions by id (see
+                // `sql::active_entity` in the vellum crate): named as `e.entity_id`, the ids could
+                // be looked up in an index of every version and walk each entity's history.
+                conditions.push(format!(
+                    "(CASE WHEN e.is_active THEN e.entity_id END) = ANY({p}::uuid[])"
+                ));
             }
             ctx.table.to_owned()
         }

@@ -142,7 +142,8 @@
 //!
 //! ```text
 //! SELECT {columns} FROM {table} e WHERE e.is_active AND e.deleted_at IS NULL
-//!   [AND e.entity_id = ANY($n::uuid[])] [AND (filter)] [AND (keyset)] ORDER BY .. LIMIT $n
+//!   [AND (CASE WHEN e.is_active THEN e.entity_id END) = ANY($n::uuid[])] [AND (filter)]
+//!   [AND (keyset)] ORDER BY .. LIMIT $n
 //!
 //! SELECT {columns} FROM (SELECT DISTINCT ON (e.entity_id) e.* FROM {table} e
 //!   WHERE e.created_at <= $1::timestamptz [AND e.entity_id = ANY($2::uuid[])]

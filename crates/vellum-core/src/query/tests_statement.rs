@@ -20,7 +20,8 @@ fn ids_include_deleted_and_filter_combine_in_order() {
     assert_eq!(
         compiled.sql,
         format!(
-            "SELECT {COLUMNS} FROM {TABLE} e WHERE e.is_active AND e.entity_id = ANY($1::uuid[]) \
+            "SELECT {COLUMNS} FROM {TABLE} e WHERE e.is_active \
+             AND (CASE WHEN e.is_active THEN e.entity_id END) = ANY($1::uuid[]) \
              AND ((e.payload #> $2::text[]) IS NOT NULL) ORDER BY e.entity_id ASC LIMIT $3"
         )
     );

@@ -422,9 +422,9 @@ async fn the_entity_json_read_is_the_entity_as_it_serializes() {
 
 /// A read of an entity's current version reads that version alone, however long its history,
 /// on a table whose statistics make every index on `entity_id` look alike (most versions
-/// active, one entity per id on average): through `UnitOfWork::get`, and through the locking
-/// read of an update without an expected version. The count is PostgreSQL's own, for the
-/// transaction that read.
+/// active, one entity per id on average): through `UnitOfWork::get`, through the locking read
+/// of an update without an expected version, and through a query by ids. The count is
+/// PostgreSQL's own, for the transaction that read.
 #[tokio::test]
 async fn reading_the_current_version_of_a_long_history_reads_one_row() {
     let f = Fixture::new().await;
@@ -500,6 +500,29 @@ async fn reading_the_current_version_of_a_long_history_reads_one_row() {
         f.service.get(&order, deep).await.unwrap().revision,
         VERSIONS + 1
     );
+
+    // A query naming the entity among its ids, as the service compiles it.
+    let query: vellum::query::Query = serde_json::from_value(json!({"ids": [deep]})).unwrap();
+    let compiled = vellum::query::compile(
+        &query,
+        &vellum::query::QueryContext {
+            table: "\"orders\".\"sales_order\"",
+            columns: "e.entity_id, e.revision",
+            definition: &order_schema(),
+            cursor_key: &[0; 32],
+        },
+    )
+    .unwrap();
+    let values = vellum::query::bind_params(&compiled.params);
+    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        values.iter().map(|v| v.as_ref() as _).collect();
+    let mut admin = admin;
+    let tx = admin.transaction().await.unwrap();
+    let rows = tx.query(&compiled.sql, &params).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, i64>(1), VERSIONS + 1);
+    let fetched = tx.query_one(fetched, &[]).await.unwrap().get::<_, i64>(0);
+    assert_eq!(fetched, 1, "versions read for a query by id");
 }
 
 /// An entity table of service DDL version 4 lacks the index that reads of an active version by
