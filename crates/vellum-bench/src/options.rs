@@ -181,7 +181,7 @@ impl Options {
     pub fn quick() -> Self {
         Self {
             warmup: Duration::from_millis(100),
-            round: Duration::from_millis(150),
+            round: Duration::from_millis(120),
             rounds: 4,
             read_set: 200,
             ..Self::default()

@@ -113,7 +113,7 @@ pub(crate) struct BenchArgs {
     /// checkpoints) out between them more evenly: a steadier ratio for a longer run.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1_000))]
     pub(crate) rounds: Option<u16>,
-    /// Length of one round of one side, in milliseconds (default 500, 150 with --quick).
+    /// Length of one round of one side, in milliseconds (default 500, 120 with --quick).
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub(crate) round_ms: Option<u64>,
     /// Memory soak: drive the in-process HTTP server for SECONDS (300 for the target) with a
