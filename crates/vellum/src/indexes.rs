@@ -2,7 +2,8 @@
 //!
 //! The indexes of an entity type follow its active schema version. They cover the active rows
 //! only (`is_active AND deleted_at IS NULL`, the predicate of every live query); a unique one
-//! makes a value unique among active documents. Index names are digests of what defines them
+//! makes a value unique among active documents, and the others end with `entity_id`, every
+//! query's last order key ([`sql::PATH_INDEX_DDL`]). Index names are digests of what defines them
 //! ([`sql::path_index_name`]), so the set wanted by a definition is known without bookkeeping.
 //!
 //! On an existing table, indexes are built `CONCURRENTLY` before the version that asks for them

@@ -215,6 +215,11 @@ pub(crate) fn path_index_name(schema_id: &SchemaId, index: &PathIndex) -> String
         digest.update([0]);
     }
     digest.update([u8::from(index.unique), u8::from(index.date_time)]);
+    // A non-unique index ends with `entity_id` (see [`PATH_INDEX_DDL`]); those built before it
+    // did get a name of their own, so the next activation replaces them.
+    if !index.unique {
+        digest.update(b"entity_id");
+    }
     let hex: String = digest.finalize()[..8]
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -230,7 +235,11 @@ pub(crate) fn path_index_name(schema_id: &SchemaId, index: &PathIndex) -> String
 ///
 /// The expressions are the ones the query compiler produces once PostgreSQL has folded its path
 /// parameter into a constant (queries run with `plan_cache_mode = force_custom_plan`), and the
-/// predicate is the one every live query carries, so the planner can use the index. The planner
+/// predicate is the one every live query carries, so the planner can use the index. A
+/// non-unique index has `entity_id`, every query's last order key, as its second column: a page
+/// ordered by the path, or filtered on one value of it and ordered by id (the default), is read
+/// in index order and stops at the page's end, however many documents share the value. On the
+/// expression alone, PostgreSQL would read and sort every document sharing it for each page. The planner
 /// ignores the statistics of partial indexes, hence the separate expression statistics
 /// (PostgreSQL 14+), without which it guesses how selective a range on the path is; they also
 /// cover the path's `jsonb_typeof`, which range conditions check, so the planner does not take
@@ -239,10 +248,11 @@ pub(crate) const PATH_INDEX_DDL: &str = "WITH path AS (
     SELECT CASE WHEN $6 THEN format('vellum.to_timestamptz(payload #>> %L::text[])', $7::text[])
                 ELSE format('(payload #> %L::text[])', $7::text[]) END AS expression)
 SELECT format(
-    'CREATE %s INDEX %s IF NOT EXISTS %I ON %I.%I (%s) WHERE is_active AND deleted_at IS NULL',
+    'CREATE %s INDEX %s IF NOT EXISTS %I ON %I.%I (%s%s) WHERE is_active AND deleted_at IS NULL',
     CASE WHEN $1 THEN 'UNIQUE' ELSE '' END,
     CASE WHEN $2 THEN 'CONCURRENTLY' ELSE '' END,
-    $3::text, $4::text, $5::text, expression),
+    $3::text, $4::text, $5::text, expression,
+    CASE WHEN $1 THEN '' ELSE ', entity_id' END),
     -- Expression statistics exist from PostgreSQL 14 on; NULL before.
     CASE WHEN current_setting('server_version_num')::int >= 140000 THEN
     format('CREATE STATISTICS IF NOT EXISTS %I.%I ON (%s), (jsonb_typeof(payload #> %L::text[])) FROM %I.%I',

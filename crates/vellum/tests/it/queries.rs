@@ -545,25 +545,38 @@ async fn bad_queries_are_refused_with_what_is_wrong() {
         .unwrap();
 }
 
-/// The plan PostgreSQL chooses for a query, as the service would run it.
-async fn plan(items: &Items, body: Value) -> String {
+/// A query on items compiled as the service compiles it (with a cursor key of zeros), selecting
+/// `columns`, and its parameters bound.
+fn compile_item_query(
+    body: Value,
+    columns: &str,
+) -> (
+    vellum::query::CompiledQuery,
+    Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>>,
+) {
     let query: Query = serde_json::from_value(body).unwrap();
     let compiled = vellum::query::compile(
         &query,
         &vellum::query::QueryContext {
             table: "\"orders\".\"item\"",
-            columns: "e.entity_id",
+            columns,
             definition: &item_schema(),
             cursor_key: &[0; 32],
         },
     )
     .unwrap();
+    let values = vellum::query::bind_params(&compiled.params);
+    (compiled, values)
+}
+
+/// The plan PostgreSQL chooses for a query, as the service would run it.
+async fn plan(items: &Items, body: Value) -> String {
+    let (compiled, values) = compile_item_query(body, "e.entity_id");
     let admin = items.f.admin().await;
     admin
         .batch_execute("ANALYZE orders.item; SET plan_cache_mode = force_custom_plan")
         .await
         .unwrap();
-    let values = vellum::query::bind_params(&compiled.params);
     let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
         values.iter().map(|v| v.as_ref() as _).collect();
     admin
@@ -610,6 +623,101 @@ async fn indexed_paths_and_reference_lookups_use_their_indexes() {
     )
     .await;
     assert!(!plan.contains("vx_"), "{plan}");
+}
+
+/// Rows of the item table the current transaction has read, however the plan read them: by a
+/// sequential scan, a bitmap scan, or through an index. The counts are PostgreSQL's own.
+const ROWS_READ: &str = "SELECT (pg_stat_get_xact_tuples_returned('orders.item'::regclass)
+        + pg_stat_get_xact_tuples_fetched('orders.item'::regclass)
+        + (SELECT sum(pg_stat_get_xact_tuples_fetched(indexrelid)) FROM pg_index
+           WHERE indrelid = 'orders.item'::regclass))::bigint";
+
+/// One page of a query run as the service runs it: the entity ids on it, the cursor after it,
+/// and how many rows PostgreSQL read for it.
+async fn read_page(items: &Items, body: Value) -> (Vec<Uuid>, Option<String>, i64) {
+    let columns = "e.entity_id, e.created_at, e.updated_at, e.entity_version, e.payload";
+    let (compiled, values) = compile_item_query(body, columns);
+    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        values.iter().map(|v| v.as_ref() as _).collect();
+    let mut admin = items.f.admin().await;
+    let tx = admin.transaction().await.unwrap();
+    tx.batch_execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        .await
+        .unwrap();
+    let rows = tx.query(&compiled.sql, &params).await.unwrap();
+    let read = tx.query_one(ROWS_READ, &[]).await.unwrap().get(0);
+    let limit = compiled.limit();
+    let cursor = (rows.len() > limit).then(|| {
+        let last = &rows[limit - 1];
+        let version: vellum::Version = last.get::<_, String>(3).parse().unwrap();
+        compiled.cursor_after(vellum::query::RowKeys {
+            entity_id: last.get(0),
+            created_at: last.get(1),
+            updated_at: last.get(2),
+            entity_version: &version,
+            payload: &last.get(4),
+        })
+    });
+    let ids = rows.iter().take(limit).map(|row| row.get(0)).collect();
+    (ids, cursor, read)
+}
+
+/// 20,000 items: 1% on hold, half closed, the rest open. A page filtered on one status, in the
+/// default order (entity id), or ordered by status, reads the page and the row that tells a next
+/// page exists, however many items share the value: the path index ends with the entity id.
+#[tokio::test]
+async fn a_page_of_documents_sharing_an_indexed_value_reads_only_the_page() {
+    let items = Items::new(0).await;
+    let admin = items.f.admin().await;
+    admin
+        .execute(
+            "WITH uow AS (INSERT INTO orders.units_of_work (uow_id, actor, committed_at)
+                          VALUES (gen_random_uuid(), 'loader', now()) RETURNING uow_id)
+             INSERT INTO orders.item (entity_id, revision, entity_version, schema_id,
+                                      schema_version, payload, created_at, updated_at,
+                                      is_active, uow_id)
+             SELECT gen_random_uuid(), 1, '1.0.0', 'item', '1.0.0',
+                    jsonb_build_object('sku', 'sku' || g, 'qty', 1, 'price', g,
+                        'status', CASE WHEN g % 100 = 0 THEN 'hold'
+                                       WHEN g % 2 = 0 THEN 'open' ELSE 'closed' END),
+                    now(), now(), true, uow.uow_id
+             FROM generate_series(1, 20000) g, uow",
+            &[],
+        )
+        .await
+        .unwrap();
+    admin.batch_execute("ANALYZE orders.item").await.unwrap();
+    let with_status = async |status: &str| -> Vec<Uuid> {
+        admin
+            .query(
+                "SELECT entity_id FROM orders.item WHERE payload->>'status' = $1
+                 ORDER BY entity_id",
+                &[&status],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    };
+    let (hold, closed) = (with_status("hold").await, with_status("closed").await);
+    assert_eq!((hold.len(), closed.len()), (200, 10_000));
+
+    let filtered = json!({"filter": {"path": "/status", "op": "eq", "value": "hold"}, "limit": 20});
+    let (page, cursor, read) = read_page(&items, filtered.clone()).await;
+    assert_eq!(page, hold[..20]);
+    assert_eq!(read, 21, "rows read for the first page");
+    let mut next = filtered;
+    next["cursor"] = json!(cursor.unwrap());
+    let (page, _, read) = read_page(&items, next).await;
+    assert_eq!(page, hold[20..40]);
+    assert_eq!(read, 21, "rows read for the second page");
+
+    // "closed" sorts first among the statuses.
+    let ordered = json!({"order": [{"path": "/status"}], "limit": 20});
+    let (page, _, read) = read_page(&items, ordered).await;
+    assert_eq!(page, closed[..20]);
+    assert_eq!(read, 21, "rows read for a page ordered by the path");
 }
 
 #[tokio::test]
