@@ -238,7 +238,8 @@ pub fn compile(query: &Query, ctx: &QueryContext<'_>) -> Result<CompiledQuery, Q
     let fingerprint = fingerprint(query, ctx.table, &keys);
     if let Some(token) = &query.cursor {
         let values = cursor::decode(ctx.cursor_key, &fingerprint, token, &keys)?;
-        conditions.push(format!("({})", keyset(&mut sql, &keys, &values)));
+        let keyset = keyset(&mut sql, &keys, &values, query.filter.as_ref());
+        conditions.push(format!("({keyset})"));
     }
     let order = keys
         .iter()

@@ -2,11 +2,11 @@
 
 use serde_json::Value;
 
-use super::SqlParam;
 use super::compile::{RowKeys, Sql, parse_timestamp, timestamp_at};
 use super::cursor::KeyValue;
 use super::order::Direction;
 use super::path::JsonPath;
+use super::{Condition, Filter, Operator, SqlParam};
 
 /// A resolved order key.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,8 +83,83 @@ fn key_param(sql: &mut Sql, value: &KeyValue) -> String {
 }
 
 /// The keyset condition "after the row with these key values": the lexicographic expansion
-/// `after1 OR (equal1 AND (after2 OR (equal2 AND ..)))`, with constant-false branches left out.
-pub(super) fn keyset(sql: &mut Sql, keys: &[SortKey], values: &[KeyValue]) -> String {
+/// `after1 OR (equal1 AND (after2 OR (equal2 AND ..)))`, with constant-false branches left out,
+/// behind the [`leading_bound`] of the first key when it has one.
+pub(super) fn keyset(
+    sql: &mut Sql,
+    keys: &[SortKey],
+    values: &[KeyValue],
+    filter: Option<&Filter>,
+) -> String {
+    // Bound first: parameters are numbered in the order they appear in the text.
+    let bound = match keys.len() {
+        1 => None,
+        _ => leading_bound(sql, &keys[0], &values[0], filter),
+    };
+    let expansion = expansion(sql, keys, values);
+    match bound {
+        Some(bound) => format!("{bound} AND ({expansion})"),
+        None => expansion,
+    }
+}
+
+/// A bound on the first key that every row after the cursor row meets, for an index on that key
+/// to start its scan at: the expansion, an `OR`, gives the planner none, and a page deep into
+/// the results would read every row before it. Descending, `k <= c` (rows missing a path sort
+/// first, before the cursor row). Ascending, `k >= c` when no row of the result lacks the key: a
+/// metadata key, or a path the filter requires (rows missing it sort last, after the cursor row,
+/// so without the filter's guarantee the bound would drop them). None when the cursor row had no
+/// value.
+fn leading_bound(
+    sql: &mut Sql,
+    key: &SortKey,
+    value: &KeyValue,
+    filter: Option<&Filter>,
+) -> Option<String> {
+    if matches!(value, KeyValue::Null) {
+        return None;
+    }
+    let sign = match key.direction {
+        Direction::Desc => "<=",
+        Direction::Asc
+            if !is_nullable(&key.expr) || filter.is_some_and(|f| requires(f, &key.expr)) =>
+        {
+            ">="
+        }
+        Direction::Asc => return None,
+    };
+    let k = key_sql(sql, &key.expr);
+    Some(format!("{k} {sign} {}", key_param(sql, value)))
+}
+
+/// Whether every row `filter` keeps has a value for the path key `expr`: a condition on its path
+/// among the filter's top-level conjuncts. A condition on a missing path never holds, so any
+/// condition will do for a `jsonb` key; a date-time key is `NULL` for a value that is no
+/// date-time too, so only conditions comparing timestamps will do.
+fn requires(filter: &Filter, expr: &KeyExpr) -> bool {
+    match filter {
+        Filter::And(filters) => filters.iter().any(|f| requires(f, expr)),
+        Filter::Condition(Condition { path, op }) => match expr {
+            KeyExpr::Json(key) => path == key,
+            KeyExpr::DateTime(key) => {
+                path == key
+                    && match op {
+                        Operator::Eq(value) | Operator::Ne(value) => !value.is_null(),
+                        Operator::Lt(_)
+                        | Operator::Lte(_)
+                        | Operator::Gt(_)
+                        | Operator::Gte(_)
+                        | Operator::In(_) => true,
+                        Operator::Contains(_) | Operator::Exists | Operator::StartsWith(_) => false,
+                    }
+            }
+            _ => false,
+        },
+        Filter::Or(_) | Filter::Not(_) => false,
+    }
+}
+
+fn expansion(sql: &mut Sql, keys: &[SortKey], values: &[KeyValue]) -> String {
     fn after(sql: &mut Sql, key: &SortKey, value: &KeyValue) -> Option<String> {
         match (key.direction, value) {
             (Direction::Asc, KeyValue::Null) => None,

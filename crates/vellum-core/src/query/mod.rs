@@ -164,10 +164,15 @@
 //! where "after" is `(k > $c OR k IS NULL)` ascending and `k < $c` descending, and, when the
 //! cursor row was missing the path of a key, `k IS NULL` for "equal", nothing ascending and
 //! `k IS NOT NULL` descending for "after" (constant-false branches are left out). Each
-//! fragment binds its own path and value parameters.
+//! fragment binds its own path and value parameters. When there are several keys and the cursor
+//! row had a value for the first, a bound on it comes before the expansion, for an index to
+//! start its scan at (an `OR` gives the planner none): `k1 <= $c AND (..)` descending, and
+//! `k1 >= $c AND (..)` ascending when no row of the result lacks the key (a metadata key, or a
+//! path one of the filter's top-level `and` conditions tests; for a date-time path, a timestamp
+//! comparison: `lt`, `lte`, `gt`, `gte`, `in`, or `eq`/`ne` with a non-null value).
 //!
 //! The text depends only on the structure of the query: which nodes, operators, paths' kinds
-//! and order keys, whether a cursor key was missing, whether an `in` list is empty, whether an
+//! and order keys, whether a cursor key was missing (and so whether the first is bounded), whether an `in` list is empty, whether an
 //! `eq`/`ne` value on a date-time path is `null`, and, on untyped paths only, the JSON type of
 //! the value of a range operator or `contains`.
 //!

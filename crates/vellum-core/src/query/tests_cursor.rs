@@ -63,9 +63,12 @@ fn a_cursor_round_trips_into_its_key_values() {
     );
     let compiled = compile_body(&with_cursor(&base(), &cursor), KEY).unwrap();
     let created = SqlParam::Timestamp(Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap());
+    // The bound on the first key, then the expansion.
     assert_eq!(
-        compiled.params[2..9],
+        compiled.params[2..11],
         [
+            SqlParam::Path(vec!["total".into()]),
+            SqlParam::Json(json!(12)),
             SqlParam::Path(vec!["total".into()]),
             SqlParam::Json(json!(12)),
             SqlParam::Path(vec!["total".into()]),

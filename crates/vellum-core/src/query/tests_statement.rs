@@ -205,23 +205,103 @@ fn cursor_keys_of_versions_and_date_time_paths_are_typed() {
     let mut next = body;
     next["cursor"] = json!(cursor);
     let compiled = run(next).unwrap();
+    let at_cursor = SqlParam::Timestamp(at("2024-01-01T00:00:00Z"));
     assert_eq!(
-        &compiled.params[..4],
+        &compiled.params[..6],
         [
             path(&["placed_at"]),
-            SqlParam::Timestamp(at("2024-01-01T00:00:00Z")),
+            at_cursor.clone(),
             path(&["placed_at"]),
-            SqlParam::Timestamp(at("2024-01-01T00:00:00Z")),
+            at_cursor.clone(),
+            path(&["placed_at"]),
+            at_cursor,
         ]
     );
     assert!(compiled.params.contains(&SqlParam::IntArray(vec![1, 2, 3])));
+    // Descending, documents missing the path come first: every row after the cursor row is at
+    // or below its value, a bound an index can start at.
     assert!(
-        compiled
-            .sql
-            .contains("string_to_array(e.entity_version, '.')::int[] > $5::int[]"),
+        compiled.sql.contains(
+            "AND (vellum.to_timestamptz(e.payload #>> $1::text[]) <= $2::timestamptz AND \
+             (vellum.to_timestamptz(e.payload #>> $3::text[]) < $4::timestamptz OR"
+        ),
         "{}",
         compiled.sql
     );
+    assert!(
+        compiled
+            .sql
+            .contains("string_to_array(e.entity_version, '.')::int[] > $7::int[]"),
+        "{}",
+        compiled.sql
+    );
+}
+
+/// Ascending, documents missing the path sort last, after the cursor row: only a filter that
+/// requires the path lets the first key be bounded (without one, see above).
+#[test]
+fn a_cursor_bounds_an_ascending_path_the_filter_requires() {
+    let body = json!({
+        "filter": {"and": [
+            {"path": "/status", "op": "eq", "value": "open"},
+            {"path": "/total", "op": "gte", "value": 5}
+        ]},
+        "order": [{"path": "/total"}],
+        "limit": 10
+    });
+    let first = run(body.clone()).unwrap();
+    let cursor = row_cursor(&first, &json!({"total": 9.5}));
+    let mut next = body;
+    next["cursor"] = json!(cursor);
+    let compiled = run(next).unwrap();
+    let k = |p: usize| format!("(e.payload #> ${p}::text[])");
+    assert!(
+        compiled.sql.contains(&format!(
+            "AND ({} >= $6::jsonb AND (({} > $8::jsonb OR {} IS NULL) OR ({} = $10::jsonb AND \
+             (e.entity_id > $11::uuid)))) ORDER BY",
+            k(5),
+            k(7),
+            k(7),
+            k(9)
+        )),
+        "{}",
+        compiled.sql
+    );
+    // Under `or` or `not`, a condition does not make the path required. Nor does one that
+    // holds for a date-time path's values that are no date-time (its key is NULL for them).
+    let total = (json!("/total"), json!({"total": 9.5}));
+    let placed = (
+        json!("/placed_at"),
+        json!({"placed_at": "2024-01-01T00:00:00Z"}),
+    );
+    for (filter, (key, row)) in [
+        (
+            json!({"or": [{"path": "/total", "op": "gte", "value": 5}, {"path": "/status", "op": "eq", "value": "open"}]}),
+            total.clone(),
+        ),
+        (
+            json!({"not": {"path": "/total", "op": "lt", "value": 5}}),
+            total,
+        ),
+        (
+            json!({"path": "/placed_at", "op": "ne", "value": null}),
+            placed.clone(),
+        ),
+        (json!({"path": "/placed_at", "op": "exists"}), placed),
+    ] {
+        let body = json!({"filter": filter, "order": [{"path": key}], "limit": 10});
+        let first = run(body.clone()).unwrap();
+        let cursor = row_cursor(&first, &row);
+        let mut next = body;
+        next["cursor"] = json!(cursor);
+        let sql = run(next).unwrap().sql;
+        // No `>=` but the filter's own.
+        assert_eq!(
+            sql.matches(">=").count(),
+            first.sql.matches(">=").count(),
+            "{sql}"
+        );
+    }
 }
 
 #[test]

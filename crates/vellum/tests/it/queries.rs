@@ -664,7 +664,8 @@ async fn read_page(items: &Items, body: Value) -> (Vec<Uuid>, Option<String>, i6
 
 /// 20,000 items: 1% on hold, half closed, the rest open. A page filtered on one status, in the
 /// default order (entity id), or ordered by status, reads the page and the row that tells a next
-/// page exists, however many items share the value: the path index ends with the entity id.
+/// page exists, however many items share the value: the path index ends with the entity id. So
+/// does a page deep into an order by a path, where the cursor bounds the path's value.
 #[tokio::test]
 async fn a_page_of_documents_sharing_an_indexed_value_reads_only_the_page() {
     let items = Items::new(0).await;
@@ -718,6 +719,54 @@ async fn a_page_of_documents_sharing_an_indexed_value_reads_only_the_page() {
     let (page, _, read) = read_page(&items, ordered).await;
     assert_eq!(page, closed[..20]);
     assert_eq!(read, 21, "rows read for a page ordered by the path");
+
+    // Pages after the first start at the cursor row's value: descending (documents missing
+    // the path come first, before it) ...
+    let by_price = async |sql: &str| -> Vec<Uuid> {
+        admin
+            .query(sql, &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    };
+    let descending = json!({"order": [{"path": "/price", "direction": "desc"}], "limit": 20});
+    let (_, cursor, _) = read_page(&items, descending.clone()).await;
+    let mut next = descending;
+    next["cursor"] = json!(cursor.unwrap());
+    let (page, _, read) = read_page(&items, next).await;
+    let expected = by_price(
+        "SELECT entity_id FROM orders.item ORDER BY payload->'price' DESC LIMIT 20 OFFSET 20",
+    )
+    .await;
+    assert_eq!(page, expected);
+    // Not the page before it again: 21 rows and the few an incremental sort reads past them.
+    assert!(
+        read < 42,
+        "{read} rows read for the second page in descending order"
+    );
+    // ... and ascending, when the filter requires the path (documents missing it come last).
+    let ranged = json!({
+        "filter": {"path": "/price", "op": "gte", "value": 100},
+        "order": [{"path": "/price"}],
+        "limit": 20
+    });
+    let (_, mut cursor, _) = read_page(&items, ranged.clone()).await;
+    let mut next = ranged;
+    for _ in 0..2 {
+        next["cursor"] = json!(cursor.unwrap());
+        (_, cursor, _) = read_page(&items, next.clone()).await;
+    }
+    next["cursor"] = json!(cursor.unwrap());
+    let (page, _, read) = read_page(&items, next).await;
+    let expected = by_price(
+        "SELECT entity_id FROM orders.item WHERE payload->'price' >= '160'
+         ORDER BY payload->'price' LIMIT 20",
+    )
+    .await;
+    assert_eq!(page, expected);
+    assert!(read < 42, "{read} rows read for the fourth page of a range");
 }
 
 #[tokio::test]
