@@ -54,6 +54,7 @@ struct Statements {
     query: String,
     copy: String,
     load_history: String,
+    analyze: String,
 }
 
 impl Raw {
@@ -142,12 +143,24 @@ impl Raw {
                             revision = $3, uow_id
                      FROM v"
                 ),
+                analyze: format!("ANALYZE {table}"),
             }),
         })
     }
 
     async fn client(&self) -> Result<Object> {
         Ok(self.pool.get().await?)
+    }
+
+    /// Refreshes the planner's statistics of the entity table after a load, as autovacuum
+    /// would in time: reads are then planned as on a table in service, and not differently once
+    /// autovacuum gets to the table in the middle of a run.
+    pub(crate) async fn analyze(&self) -> Result<()> {
+        self.client()
+            .await?
+            .batch_execute(&self.sql.analyze)
+            .await?;
+        Ok(())
     }
 
     /// Writes an entity with `depth` versions, the last one 10 s ago; returns its read set.

@@ -199,6 +199,9 @@ impl Fixture {
                 slot.insert(Arc::new(history));
             }
         }
+        if read_set.is_some() || !histories.is_empty() {
+            raw.analyze().await?;
+        }
         let http = if wants(&[Workload::HttpGet, Workload::HttpCreate]) {
             Some(HttpServer::start(store.clone(), &database.service, &schema_id).await?)
         } else {
