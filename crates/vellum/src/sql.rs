@@ -215,8 +215,8 @@ pub(crate) fn path_index_name(schema_id: &SchemaId, index: &PathIndex) -> String
         digest.update([0]);
     }
     digest.update([u8::from(index.unique), u8::from(index.date_time)]);
-    // A non-unique index ends with `entity_id` (see [`PATH_INDEX_DDL`]); those built before it
-    // did get a name of their own, so the next activation replaces them.
+    // A non-unique index ends with `entity_id` (see [`PATH_INDEX_DDL`]): one an earlier vellum
+    // built on the path alone has another name, so the next activation replaces it.
     if !index.unique {
         digest.update(b"entity_id");
     }
@@ -238,9 +238,9 @@ pub(crate) fn path_index_name(schema_id: &SchemaId, index: &PathIndex) -> String
 /// predicate is the one every live query carries, so the planner can use the index. A
 /// non-unique index has `entity_id`, every query's last order key, as its second column: a page
 /// ordered by the path, or filtered on one value of it and ordered by id (the default), is read
-/// in index order and stops at the page's end, however many documents share the value. On the
-/// expression alone, PostgreSQL would read and sort every document sharing it for each page. The planner
-/// ignores the statistics of partial indexes, hence the separate expression statistics
+/// in index order and stops at the page's end, however many documents share the value (on the
+/// expression alone, PostgreSQL reads and sorts every document sharing it, for each page). The
+/// planner ignores the statistics of partial indexes, hence the separate expression statistics
 /// (PostgreSQL 14+), without which it guesses how selective a range on the path is; they also
 /// cover the path's `jsonb_typeof`, which range conditions check, so the planner does not take
 /// that check for a selective one and sort a large range instead of reading it in index order.
