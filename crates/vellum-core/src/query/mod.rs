@@ -172,9 +172,9 @@
 //! comparison: `lt`, `lte`, `gt`, `gte`, `in`, or `eq`/`ne` with a non-null value).
 //!
 //! The text depends only on the structure of the query: which nodes, operators, paths' kinds
-//! and order keys, whether a cursor key was missing (and so whether the first is bounded), whether an `in` list is empty, whether an
-//! `eq`/`ne` value on a date-time path is `null`, and, on untyped paths only, the JSON type of
-//! the value of a range operator or `contains`.
+//! and order keys, whether a cursor key was missing (and so whether the first is bounded),
+//! whether an `in` list is empty, whether an `eq`/`ne` value on a date-time path is `null`, and,
+//! on untyped paths only, the JSON type of the value of a range operator or `contains`.
 //!
 //! # What the caller provides
 //!
