@@ -38,29 +38,65 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
 ];
 
 const SERVICE_DDL: &str = include_str!("sql/service.sql");
-/// The outbox and event settings, added by service DDL version 2.
-const SERVICE_OUTBOX_DDL: &str = include_str!("sql/service_outbox.sql");
-/// The as-of readers of the entity tables a service has, added by service DDL version 3.
-const SERVICE_AS_OF_READERS_DDL: &str = include_str!("sql/service_as_of_readers.sql");
-/// The registry generation of a service, added by service DDL version 4.
-const SERVICE_REGISTRY_GENERATION_DDL: &str = include_str!("sql/service_registry_generation.sql");
-/// The index keyed by [`active_entity`] on the entity tables a service has: service DDL
-/// version 5.
-const SERVICE_ACTIVE_INDEX_DDL: &str = include_str!("sql/service_active_index.sql");
 const ENTITY_TABLE_DDL: &str = include_str!("sql/entity_table.sql");
 
 /// The version of a service's DDL recorded in `vellum.services.ddl_version`: a new service gets
 /// every step at once, an existing one the steps above its version ([`ServiceIdents::upgrade_ddl`]).
-pub(crate) const SERVICE_DDL_VERSION: i32 = 5;
+pub(crate) const SERVICE_DDL_VERSION: i32 = 6;
 
 /// The steps of the service DDL after version 1 ([`SERVICE_DDL`]), each with the version it
 /// brings the service to.
-const SERVICE_DDL_STEPS: &[(i32, &str)] = &[
-    (2, SERVICE_OUTBOX_DDL),
-    (3, SERVICE_AS_OF_READERS_DDL),
-    (4, SERVICE_REGISTRY_GENERATION_DDL),
-    (5, SERVICE_ACTIVE_INDEX_DDL),
+const SERVICE_DDL_STEPS: &[(i32, DdlStep)] = &[
+    // The outbox and the event settings.
+    (2, DdlStep::Service(include_str!("sql/service_outbox.sql"))),
+    // The as-of reader of each entity table.
+    (
+        3,
+        DdlStep::EachEntityTable(include_str!("sql/service_as_of_readers.sql")),
+    ),
+    // The registry generation.
+    (
+        4,
+        DdlStep::Service(include_str!("sql/service_registry_generation.sql")),
+    ),
+    // The index keyed by [`active_entity`].
+    (
+        5,
+        DdlStep::EachEntityTable(include_str!("sql/service_active_index.sql")),
+    ),
+    // The commit-time index, and the constraint that lets orders by `updated_at` use it.
+    (
+        6,
+        DdlStep::EachEntityTable(include_str!("sql/service_commit_time_index.sql")),
+    ),
 ];
+
+/// One step of the service DDL.
+enum DdlStep {
+    /// Run once for the service.
+    Service(&'static str),
+    /// PL/pgSQL statements run for each entity table the service has, named by the `regclass`
+    /// variable `entity_table`. What such a step adds, `entity_table.sql` gives the tables
+    /// created later, so the statements check for it first.
+    EachEntityTable(&'static str),
+}
+
+/// The loop of a [`DdlStep::EachEntityTable`] step: over the tables of the types the service
+/// has registered.
+const EACH_ENTITY_TABLE: &str = "DO $upgrade$
+DECLARE
+    entity_table regclass;
+BEGIN
+    FOR entity_table IN
+        SELECT to_regclass(format('%s.%I', '{schema}', s.schema_id))
+        FROM (SELECT DISTINCT schema_id FROM {schema}.schemas) s
+    LOOP
+        CONTINUE WHEN entity_table IS NULL;
+{statements}
+    END LOOP;
+END
+$upgrade$;
+";
 
 /// The entity id of an active version and `NULL` on every other, for the entity table aliased
 /// `alias`: the key of the entity table's index for reads of an active version by id
@@ -137,7 +173,12 @@ impl ServiceIdents {
         SERVICE_DDL_STEPS
             .iter()
             .filter(|(version, _)| *version > from)
-            .map(|(_, ddl)| self.template(ddl))
+            .map(|(_, step)| match step {
+                DdlStep::Service(ddl) => self.template(ddl),
+                DdlStep::EachEntityTable(statements) => {
+                    self.template(&EACH_ENTITY_TABLE.replace("{statements}", statements))
+                }
+            })
             .collect()
     }
 

@@ -184,6 +184,13 @@ pub fn compile(query: &Query, ctx: &QueryContext<'_>) -> Result<CompiledQuery, Q
         ));
     }
     let keys = sort_keys(query, ctx.definition)?;
+    // A cursor belongs to the order asked for, whichever column serves it.
+    let fingerprint = fingerprint(query, ctx.table, &keys);
+    let keys = if query.as_of.is_none() && !query.include_deleted {
+        commit_time_keys(keys)
+    } else {
+        keys
+    };
 
     let mut sql = Sql::default();
     let mut conditions = Vec::new();
@@ -235,7 +242,6 @@ pub fn compile(query: &Query, ctx: &QueryContext<'_>) -> Result<CompiledQuery, Q
         let rendered = compiler.filter(filter, "/filter", 1)?;
         conditions.push(format!("({rendered})"));
     }
-    let fingerprint = fingerprint(query, ctx.table, &keys);
     if let Some(token) = &query.cursor {
         let values = cursor::decode(ctx.cursor_key, &fingerprint, token, &keys)?;
         let keyset = keyset(&mut sql, &keys, &values, query.filter.as_ref());
@@ -311,6 +317,22 @@ fn sort_keys(query: &Query, definition: &Value) -> Result<Vec<SortKey>, QueryErr
         });
     }
     Ok(keys)
+}
+
+/// The keys of a query of current, undeleted versions, with `updated_at` read as `created_at`:
+/// on those rows they are equal (the entity table's constraint
+/// `current_updated_at_is_created_at`), and the entity table's commit-time index is on
+/// `created_at`. Other queries read superseded or deleted versions, whose `updated_at` moved.
+fn commit_time_keys(keys: Vec<SortKey>) -> Vec<SortKey> {
+    keys.into_iter()
+        .map(|key| match key.expr {
+            KeyExpr::UpdatedAt => SortKey {
+                expr: KeyExpr::CreatedAt,
+                ..key
+            },
+            _ => key,
+        })
+        .collect()
 }
 
 /// A digest of everything that decides a query's result set and order, but not its page size.

@@ -158,6 +158,9 @@
 //! `e.entity_id`, `string_to_array(e.entity_version, '.')::int[]`, `(e.payload #> $p::text[])` or,
 //! for date-time paths, `vellum.to_timestamptz(e.payload #>> $p::text[])`, followed by `ASC`
 //! or `DESC` (PostgreSQL's default null placement, so one btree index serves both directions).
+//! In a query of current, undeleted versions (no `as_of`, no `include_deleted`), `updated_at`
+//! renders as `e.created_at`: on those rows the two are equal (a constraint of the entity
+//! table), and the table's commit-time index is on `(created_at DESC, entity_id)`.
 //!
 //! The keyset condition of a cursor expands lexicographically over the order keys (the last
 //! being the `entity_id` tiebreaker): `(k1 after c1) OR (k1 = c1 AND ((k2 after c2) OR ..))`,

@@ -87,12 +87,12 @@ fn order_keys_render_with_direction_and_the_entity_id_tiebreaker() {
         {"field": "created_at", "direction": "desc"},
         {"field": "updated_at", "direction": "asc"},
         {"field": "entity_version", "direction": "desc"}
-    ]}))
+    ], "include_deleted": true}))
     .unwrap();
     assert_eq!(
         compiled.sql,
         format!(
-            "SELECT {COLUMNS} FROM {TABLE} e WHERE e.is_active AND e.deleted_at IS NULL ORDER BY \
+            "SELECT {COLUMNS} FROM {TABLE} e WHERE e.is_active ORDER BY \
              (e.payload #> $1::text[]) DESC, vellum.to_timestamptz(e.payload #>> $2::text[]) ASC, \
              e.created_at DESC, e.updated_at ASC, string_to_array(e.entity_version, '.')::int[] DESC, \
              e.entity_id ASC LIMIT $3"
@@ -102,6 +102,49 @@ fn order_keys_render_with_direction_and_the_entity_id_tiebreaker() {
         compiled.params,
         [path(&["total"]), path(&["placed_at"]), SqlParam::BigInt(51)]
     );
+}
+
+#[test]
+fn updated_at_orders_current_versions_by_the_commit_time_column() {
+    let order = json!([{"field": "updated_at", "direction": "desc"}]);
+    let current = run(json!({"order": order})).unwrap();
+    assert_eq!(
+        current.sql,
+        format!(
+            "SELECT {COLUMNS} FROM {TABLE} e WHERE e.is_active AND e.deleted_at IS NULL \
+             ORDER BY e.created_at DESC, e.entity_id ASC LIMIT $1"
+        )
+    );
+    // Deleted and past versions may have changed state since they were written.
+    let deleted = run(json!({"order": order, "include_deleted": true})).unwrap();
+    assert!(
+        deleted
+            .sql
+            .ends_with("ORDER BY e.updated_at DESC, e.entity_id ASC LIMIT $1"),
+        "{}",
+        deleted.sql
+    );
+    let past = run(json!({"order": order, "as_of": "2024-05-01T12:00:00Z"})).unwrap();
+    assert!(
+        past.sql
+            .ends_with("ORDER BY e.updated_at DESC, e.entity_id ASC LIMIT $2"),
+        "{}",
+        past.sql
+    );
+
+    // The cursor continues the order it was issued for, on the column that serves it.
+    let cursor = row_cursor(&current, &json!({}));
+    let next = run(json!({"order": order, "cursor": cursor})).unwrap();
+    assert!(
+        next.sql.contains(
+            "(e.created_at <= $1::timestamptz AND (e.created_at < $2::timestamptz \
+             OR (e.created_at = $3::timestamptz AND (e.entity_id > $4::uuid))))"
+        ),
+        "{}",
+        next.sql
+    );
+    let by_created_at = json!([{"field": "created_at", "direction": "desc"}]);
+    assert!(run(json!({"order": by_created_at, "cursor": cursor})).is_err());
 }
 
 #[test]

@@ -14,7 +14,11 @@ CREATE TABLE {table} (
     uow_id         uuid NOT NULL REFERENCES {schema}.units_of_work (uow_id),
     PRIMARY KEY (entity_id, revision),
     FOREIGN KEY (schema_id, schema_version) REFERENCES {schema}.schemas (schema_id, schema_version),
-    CHECK ((deleted_at IS NULL) = (deleted_uow_id IS NULL))
+    CHECK ((deleted_at IS NULL) = (deleted_uow_id IS NULL)),
+    -- A current version that is not deleted has not changed state since it was written, so
+    -- queries ordered by updated_at read the commit-time index below (vellum-core's compiler).
+    CONSTRAINT current_updated_at_is_created_at
+        CHECK (updated_at = created_at OR NOT is_active OR deleted_at IS NOT NULL)
 );
 -- One active version per entity; scans of the active versions in entity id order.
 CREATE UNIQUE INDEX ON {table} (entity_id) WHERE is_active;
@@ -23,6 +27,9 @@ CREATE UNIQUE INDEX ON {table} (entity_id) WHERE is_active;
 CREATE UNIQUE INDEX ON {table} ((CASE WHEN is_active THEN entity_id END)) WHERE is_active;
 -- As-of reads: the newest version committed at or before a time, without walking the history.
 CREATE INDEX ON {table} (entity_id, created_at, revision);
+-- Pages of current versions ordered by commit time (created_at, or updated_at): newest first in
+-- index order, which is also the query language's order (entity_id ascending breaks ties).
+CREATE INDEX ON {table} (created_at DESC, entity_id) WHERE is_active AND deleted_at IS NULL;
 CREATE TRIGGER entity_versions_immutable BEFORE UPDATE OR DELETE ON {table}
     FOR EACH ROW EXECUTE FUNCTION vellum.guard_entity_version();
 CREATE TRIGGER entity_versions_no_truncate BEFORE TRUNCATE ON {table}

@@ -592,3 +592,87 @@ async fn entity_tables_provisioned_before_the_active_entity_index_get_it_on_conn
         "{second_active}"
     );
 }
+
+/// An entity table of service DDL version 5 lacks the commit-time index and the constraint that
+/// a current version's `updated_at` is its `created_at`; the next process to connect adds both,
+/// once. A table with a current version changed by hand is upgraded too, its constraint left
+/// unvalidated, and new writes are checked.
+#[tokio::test]
+async fn entity_tables_provisioned_before_the_commit_time_index_get_it_on_connect() {
+    let f = Fixture::new().await;
+    let order = id("sales_order");
+    let created = f.create_order(json!({"customer": "ACME"})).await;
+    let admin = f.admin().await;
+    let commit_time_indexes = async || -> Vec<String> {
+        admin
+            .query(
+                "SELECT indexrelid::regclass::text FROM pg_index
+                 WHERE indrelid = 'orders.sales_order'::regclass
+                   AND pg_get_indexdef(indexrelid) LIKE '%(created_at DESC, entity_id)%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    };
+    // Whether the table has the constraint, and whether it is validated.
+    let constraint = async || -> Option<bool> {
+        admin
+            .query_opt(
+                "SELECT convalidated FROM pg_constraint
+                 WHERE conrelid = 'orders.sales_order'::regclass
+                   AND conname = 'current_updated_at_is_created_at'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .map(|row| row.get(0))
+    };
+    let [index] = commit_time_indexes().await.try_into().unwrap();
+    assert_eq!(constraint().await, Some(true));
+    let back_to_version_5 = "ALTER TABLE orders.sales_order
+                                 DROP CONSTRAINT current_updated_at_is_created_at;
+                             UPDATE vellum.services SET ddl_version = 5 WHERE name = 'orders'";
+    admin
+        .batch_execute(&format!("DROP INDEX {index}; {back_to_version_5}"))
+        .await
+        .unwrap();
+    assert_eq!(constraint().await, None);
+
+    f.other_process().await;
+    assert_eq!(commit_time_indexes().await.len(), 1);
+    assert_eq!(constraint().await, Some(true));
+    // A table that has them already keeps just the one index.
+    admin
+        .batch_execute("UPDATE vellum.services SET ddl_version = 5 WHERE name = 'orders'")
+        .await
+        .unwrap();
+    f.other_process().await;
+    assert_eq!(commit_time_indexes().await.len(), 1);
+
+    // Changed by hand while the constraint was not there: the upgrade goes on.
+    admin
+        .batch_execute(&format!(
+            "{back_to_version_5};
+             UPDATE orders.sales_order SET updated_at = updated_at + interval '1 second'"
+        ))
+        .await
+        .unwrap();
+    let upgraded = f.other_process().await;
+    assert_eq!(constraint().await, Some(false));
+    let read = upgraded.get(&order, created.entity_id).await.unwrap();
+    assert_eq!(read.payload["customer"], "ACME");
+    let err = admin
+        .batch_execute(
+            "UPDATE orders.sales_order SET updated_at = updated_at + interval '1 second'",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION),
+        "{err}"
+    );
+}

@@ -373,7 +373,7 @@ async fn a_service_provisioned_before_the_outbox_is_upgraded_on_connect() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     let service = store.service(f.service.name()).await.unwrap();
     let mut uow = service.begin("alice").await.unwrap();
     uow.emit(transfer("w-1", 1)).unwrap();

@@ -367,6 +367,7 @@ async fn every_query_returns_what_rust_computes_in_the_same_order_across_pages()
         json!([{"path": "/note", "direction": "desc"}, {"field": "entity_id", "direction": "desc"}]),
         json!([{"field": "created_at", "direction": "desc"}, {"path": "/qty"}]),
         json!([{"field": "entity_version", "direction": "desc"}]),
+        json!([{"field": "updated_at", "direction": "desc"}, {"path": "/price"}]),
     ];
     let mut checked = 0;
     for (i, filter) in filters.iter().enumerate() {
@@ -769,6 +770,73 @@ async fn a_page_of_documents_sharing_an_indexed_value_reads_only_the_page() {
     .await;
     assert_eq!(page, expected);
     assert!(read < 42, "{read} rows read for the fourth page of a range");
+}
+
+/// 20,000 items written ten to a unit of work, a second apart. A page ordered by commit time,
+/// `created_at` or `updated_at`, newest or oldest first, however deep, reads the page, the row
+/// that tells a next page exists and at most two units of work's rows more (those before the
+/// cursor in its own unit of work; oldest first, where the index is read backwards, the rows of
+/// the unit of work the page ends in): the entity table has an index on commit time over its
+/// current versions. Without it, each page reads all 20,000.
+#[tokio::test]
+async fn a_page_ordered_by_commit_time_reads_only_the_page() {
+    const PER_UOW: i64 = 10;
+    let items = Items::new(0).await;
+    let admin = items.f.admin().await;
+    admin
+        .execute(
+            "WITH uow AS (INSERT INTO orders.units_of_work (uow_id, actor, committed_at)
+                          SELECT gen_random_uuid(), 'loader', now() - g * interval '1 second'
+                          FROM generate_series(1, 2000) g
+                          RETURNING uow_id, committed_at)
+             INSERT INTO orders.item (entity_id, revision, entity_version, schema_id,
+                                      schema_version, payload, created_at, updated_at,
+                                      is_active, uow_id)
+             SELECT gen_random_uuid(), 1, '1.0.0', 'item', '1.0.0',
+                    jsonb_build_object('sku', uow.uow_id || '-' || n, 'qty', 1,
+                                       'price', n, 'status', 'open'),
+                    uow.committed_at, uow.committed_at, true, uow.uow_id
+             FROM uow, generate_series(1, $1::bigint) n",
+            &[&PER_UOW],
+        )
+        .await
+        .unwrap();
+    admin.batch_execute("ANALYZE orders.item").await.unwrap();
+    for direction in ["desc", "asc"] {
+        let expected: Vec<Uuid> = admin
+            .query(
+                &format!(
+                    "SELECT entity_id FROM orders.item
+                     ORDER BY created_at {direction}, entity_id LIMIT 20 OFFSET 60"
+                ),
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        for field in ["created_at", "updated_at"] {
+            let body = json!({"order": [{"field": field, "direction": direction}], "limit": 20});
+            let (_, mut cursor, read) = read_page(&items, body.clone()).await;
+            assert!(
+                read <= 21 + 2 * PER_UOW,
+                "{read} rows read for the first page, {body}"
+            );
+            let mut next = body.clone();
+            for _ in 0..2 {
+                next["cursor"] = json!(cursor.unwrap());
+                (_, cursor, _) = read_page(&items, next.clone()).await;
+            }
+            next["cursor"] = json!(cursor.unwrap());
+            let (page, _, read) = read_page(&items, next).await;
+            assert_eq!(page, expected, "the fourth page, {body}");
+            assert!(
+                read <= 21 + 2 * PER_UOW,
+                "{read} rows read for the fourth page, {body}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

@@ -432,6 +432,21 @@ async fn the_database_refuses_to_rewrite_or_delete_entity_versions() {
         "{err}"
     );
     drop(uow);
+    // Nor forwards on the current version: it has not changed state since it was written.
+    let mut uow = f.service.begin("mallory").await.unwrap();
+    let err = uow
+        .raw()
+        .execute(
+            "UPDATE orders.sales_order SET updated_at = updated_at + interval '1 day'",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("current_updated_at_is_created_at"),
+        "{err}"
+    );
+    drop(uow);
     assert_eq!(count(&f, "sales_order").await, 1);
 }
 
