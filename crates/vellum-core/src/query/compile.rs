@@ -280,7 +280,7 @@ pub fn compile(query: &Query, ctx: &QueryContext<'_>) -> Result<CompiledQuery, Q
     })
 }
 
-/// The order keys, typed, with the `entity_id` tiebreaker.
+/// The order keys, typed, with the `entity_id` tiebreaker in the direction of the last key.
 fn sort_keys(query: &Query, definition: &Value) -> Result<Vec<SortKey>, QueryError> {
     if query.order.len() > MAX_ORDER_KEYS {
         return Err(QueryError::new(
@@ -311,9 +311,12 @@ fn sort_keys(query: &Query, definition: &Value) -> Result<Vec<SortKey>, QueryErr
         });
     }
     if keys.last().is_none_or(|key| key.expr != KeyExpr::EntityId) {
+        // In the direction of the last key: an index on (key, entity_id), read forwards or
+        // backwards, is then the order itself, and a page stops at its end.
+        let direction = keys.last().map_or(Direction::Asc, |key| key.direction);
         keys.push(SortKey {
             expr: KeyExpr::EntityId,
-            direction: Direction::Asc,
+            direction,
         });
     }
     Ok(keys)

@@ -94,7 +94,7 @@ pub(super) fn keyset(
     // Bound first: parameters are numbered in the order they appear in the text.
     let bound = match keys.len() {
         1 => None,
-        _ => leading_bound(sql, &keys[0], &values[0], filter),
+        _ => leading_bound(sql, keys, values, filter),
     };
     let expansion = expansion(sql, keys, values);
     match bound {
@@ -110,26 +110,42 @@ pub(super) fn keyset(
 /// metadata key, or a path the filter requires (rows missing it sort last, after the cursor row,
 /// so without the filter's guarantee the bound would drop them). None when the cursor row had no
 /// value.
+///
+/// When the first key is the only one before the `entity_id` tiebreaker (which then has its
+/// direction), the bound is the row comparison `(k, e.entity_id) < (c, id)` descending, `>`
+/// ascending: exactly "after the cursor row", which an index on `(k, entity_id)` starts its scan
+/// at, so rows sharing the cursor row's value that precede it are not read again. A row missing
+/// the path compares as `NULL` and is left out, as by `k <= c`.
 fn leading_bound(
     sql: &mut Sql,
-    key: &SortKey,
-    value: &KeyValue,
+    keys: &[SortKey],
+    values: &[KeyValue],
     filter: Option<&Filter>,
 ) -> Option<String> {
+    let (key, value) = (&keys[0], &values[0]);
     if matches!(value, KeyValue::Null) {
         return None;
     }
     let sign = match key.direction {
-        Direction::Desc => "<=",
+        Direction::Desc => "<",
         Direction::Asc
             if !is_nullable(&key.expr) || filter.is_some_and(|f| requires(f, &key.expr)) =>
         {
-            ">="
+            ">"
         }
         Direction::Asc => return None,
     };
     let k = key_sql(sql, &key.expr);
-    Some(format!("{k} {sign} {}", key_param(sql, value)))
+    let c = key_param(sql, value);
+    match (keys, values) {
+        ([_, tie], [_, id]) if tie.expr == KeyExpr::EntityId && tie.direction == key.direction => {
+            Some(format!(
+                "({k}, e.entity_id) {sign} ({c}, {})",
+                key_param(sql, id)
+            ))
+        }
+        _ => Some(format!("{k} {sign}= {c}")),
+    }
 }
 
 /// Whether every row `filter` keeps has a value for the path key `expr`: a condition on its path

@@ -42,7 +42,7 @@
 //! let compiled = compile(&query, &ctx)?;
 //! assert_eq!(
 //!     compiled.sql,
-//!     r#"SELECT e.entity_id, e.payload FROM "shop"."orders" e WHERE e.is_active AND e.deleted_at IS NULL AND (((e.payload #> $1::text[]) = $2::jsonb AND (jsonb_typeof(e.payload #> $3::text[]) = 'number' AND (e.payload #> $3::text[]) >= $4::jsonb))) ORDER BY e.created_at DESC, e.entity_id ASC LIMIT $5"#
+//!     r#"SELECT e.entity_id, e.payload FROM "shop"."orders" e WHERE e.is_active AND e.deleted_at IS NULL AND (((e.payload #> $1::text[]) = $2::jsonb AND (jsonb_typeof(e.payload #> $3::text[]) = 'number' AND (e.payload #> $3::text[]) >= $4::jsonb))) ORDER BY e.created_at DESC, e.entity_id DESC LIMIT $5"#
 //! );
 //! assert_eq!(compiled.limit(), 20);
 //! # Ok::<(), vellum_core::query::QueryError>(())
@@ -105,8 +105,9 @@
 //! - **Order.** Order keys are paths or metadata fields. A path orders by `jsonb` order (null <
 //!   strings < numbers < booleans < arrays < objects, numbers numerically), a date-time path by
 //!   timestamp, `entity_version` by semantic version. Ascending puts documents missing the path
-//!   last, descending first. `entity_id` ascending is always the last tiebreaker, so the order is
-//!   total and pages never overlap. At most 16 keys.
+//!   last, descending first. `entity_id` is always the last tiebreaker, in the direction of the
+//!   last key (ascending without `order`), so the order is total and pages never overlap. At
+//!   most 16 keys.
 //! - **Pages.** `limit` (1 to 1000, default 50) bounds a page; `cursor` (from the previous page)
 //!   continues after its last row, and belongs to the query that produced it: another filter,
 //!   order, `as_of`, `ids` or `include_deleted` refuses it; the limit may change between pages.
@@ -160,10 +161,10 @@
 //! or `DESC` (PostgreSQL's default null placement, so one btree index serves both directions).
 //! In a query of current, undeleted versions (no `as_of`, no `include_deleted`), `updated_at`
 //! renders as `e.created_at`: on those rows the two are equal (a constraint of the entity
-//! table), and the table's commit-time index is on `(created_at DESC, entity_id)`.
+//! table), and the table's commit-time index is on `(created_at, entity_id)`.
 //!
 //! The keyset condition of a cursor expands lexicographically over the order keys (the last
-//! being the `entity_id` tiebreaker): `(k1 after c1) OR (k1 = c1 AND ((k2 after c2) OR ..))`,
+//! being the `entity_id` tiebreaker, in the direction of the key before it): `(k1 after c1) OR (k1 = c1 AND ((k2 after c2) OR ..))`,
 //! where "after" is `(k > $c OR k IS NULL)` ascending and `k < $c` descending, and, when the
 //! cursor row was missing the path of a key, `k IS NULL` for "equal", nothing ascending and
 //! `k IS NOT NULL` descending for "after" (constant-false branches are left out). Each
@@ -172,7 +173,9 @@
 //! start its scan at (an `OR` gives the planner none): `k1 <= $c AND (..)` descending, and
 //! `k1 >= $c AND (..)` ascending when no row of the result lacks the key (a metadata key, or a
 //! path one of the filter's top-level `and` conditions tests; for a date-time path, a timestamp
-//! comparison: `lt`, `lte`, `gt`, `gte`, `in`, or `eq`/`ne` with a non-null value).
+//! comparison: `lt`, `lte`, `gt`, `gte`, `in`, or `eq`/`ne` with a non-null value). When the
+//! first key is followed only by the tiebreaker, the bound is the row comparison
+//! `(k1, e.entity_id) < ($c, $id)` (`>` ascending), which an index on both starts at exactly.
 //!
 //! The text depends only on the structure of the query: which nodes, operators, paths' kinds
 //! and order keys, whether a cursor key was missing (and so whether the first is bounded),

@@ -95,7 +95,7 @@ fn order_keys_render_with_direction_and_the_entity_id_tiebreaker() {
             "SELECT {COLUMNS} FROM {TABLE} e WHERE e.is_active ORDER BY \
              (e.payload #> $1::text[]) DESC, vellum.to_timestamptz(e.payload #>> $2::text[]) ASC, \
              e.created_at DESC, e.updated_at ASC, string_to_array(e.entity_version, '.')::int[] DESC, \
-             e.entity_id ASC LIMIT $3"
+             e.entity_id DESC LIMIT $3"
         )
     );
     assert_eq!(
@@ -112,7 +112,7 @@ fn updated_at_orders_current_versions_by_the_commit_time_column() {
         current.sql,
         format!(
             "SELECT {COLUMNS} FROM {TABLE} e WHERE e.is_active AND e.deleted_at IS NULL \
-             ORDER BY e.created_at DESC, e.entity_id ASC LIMIT $1"
+             ORDER BY e.created_at DESC, e.entity_id DESC LIMIT $1"
         )
     );
     // Deleted and past versions may have changed state since they were written.
@@ -120,14 +120,14 @@ fn updated_at_orders_current_versions_by_the_commit_time_column() {
     assert!(
         deleted
             .sql
-            .ends_with("ORDER BY e.updated_at DESC, e.entity_id ASC LIMIT $1"),
+            .ends_with("ORDER BY e.updated_at DESC, e.entity_id DESC LIMIT $1"),
         "{}",
         deleted.sql
     );
     let past = run(json!({"order": order, "as_of": "2024-05-01T12:00:00Z"})).unwrap();
     assert!(
         past.sql
-            .ends_with("ORDER BY e.updated_at DESC, e.entity_id ASC LIMIT $2"),
+            .ends_with("ORDER BY e.updated_at DESC, e.entity_id DESC LIMIT $2"),
         "{}",
         past.sql
     );
@@ -137,8 +137,9 @@ fn updated_at_orders_current_versions_by_the_commit_time_column() {
     let next = run(json!({"order": order, "cursor": cursor})).unwrap();
     assert!(
         next.sql.contains(
-            "(e.created_at <= $1::timestamptz AND (e.created_at < $2::timestamptz \
-             OR (e.created_at = $3::timestamptz AND (e.entity_id > $4::uuid))))"
+            "((e.created_at, e.entity_id) < ($1::timestamptz, $2::uuid) AND \
+             (e.created_at < $3::timestamptz OR (e.created_at = $4::timestamptz \
+             AND (e.entity_id < $5::uuid))))"
         ),
         "{}",
         next.sql
@@ -184,8 +185,8 @@ fn a_cursor_continues_after_the_last_row_with_non_null_keys() {
         format!(
             "SELECT {COLUMNS} FROM {TABLE} e WHERE e.is_active AND e.deleted_at IS NULL AND \
              (({k} > $2::jsonb OR {k} IS NULL) OR ({e} = $4::jsonb AND (e.created_at < $5::timestamptz \
-             OR (e.created_at = $6::timestamptz AND (e.entity_id > $7::uuid))))) \
-             ORDER BY {o} ASC, e.created_at DESC, e.entity_id ASC LIMIT $9",
+             OR (e.created_at = $6::timestamptz AND (e.entity_id < $7::uuid))))) \
+             ORDER BY {o} ASC, e.created_at DESC, e.entity_id DESC LIMIT $9",
             k = k1(1),
             e = k1(3),
             o = k1(8),
@@ -217,10 +218,11 @@ fn a_cursor_on_a_missing_path_uses_is_null_tests() {
             "asc",
             "((e.payload #> $1::text[]) IS NULL AND (e.entity_id > $2::uuid))",
         ),
-        // Descending, missing paths come first: every present one follows.
+        // Descending, missing paths come first: every present one follows, and the missing ones
+        // with a smaller id.
         (
             "desc",
-            "((e.payload #> $1::text[]) IS NOT NULL OR ((e.payload #> $2::text[]) IS NULL AND (e.entity_id > $3::uuid)))",
+            "((e.payload #> $1::text[]) IS NOT NULL OR ((e.payload #> $2::text[]) IS NULL AND (e.entity_id < $3::uuid)))",
         ),
     ] {
         let body = json!({"order": [{"path": "/meta/rank", "direction": direction}]});
@@ -284,28 +286,55 @@ fn cursor_keys_of_versions_and_date_time_paths_are_typed() {
 /// requires the path lets the first key be bounded (without one, see above).
 #[test]
 fn a_cursor_bounds_an_ascending_path_the_filter_requires() {
-    let body = json!({
-        "filter": {"and": [
-            {"path": "/status", "op": "eq", "value": "open"},
-            {"path": "/total", "op": "gte", "value": 5}
-        ]},
-        "order": [{"path": "/total"}],
-        "limit": 10
-    });
+    let body_with_keys = |order: &[Value]| {
+        json!({
+            "filter": {"and": [
+                {"path": "/status", "op": "eq", "value": "open"},
+                {"path": "/total", "op": "gte", "value": 5}
+            ]},
+            "order": order,
+            "limit": 10
+        })
+    };
+    let body = body_with_keys(&[json!({"path": "/total"})]);
     let first = run(body.clone()).unwrap();
     let cursor = row_cursor(&first, &json!({"total": 9.5}));
     let mut next = body;
     next["cursor"] = json!(cursor);
     let compiled = run(next).unwrap();
     let k = |p: usize| format!("(e.payload #> ${p}::text[])");
+    // The path and the tiebreaker together: the index on both starts at the cursor row.
     assert!(
         compiled.sql.contains(&format!(
-            "AND ({} >= $6::jsonb AND (({} > $8::jsonb OR {} IS NULL) OR ({} = $10::jsonb AND \
-             (e.entity_id > $11::uuid)))) ORDER BY",
+            "AND (({}, e.entity_id) > ($6::jsonb, $7::uuid) AND (({} > $9::jsonb OR {} IS NULL) \
+             OR ({} = $11::jsonb AND (e.entity_id > $12::uuid)))) ORDER BY",
+            k(5),
+            k(8),
+            k(8),
+            k(10)
+        )),
+        "{}",
+        compiled.sql
+    );
+    assert_eq!(
+        compiled.params[4..7],
+        [
+            path(&["total"]),
+            jsonb(json!(9.5)),
+            SqlParam::Uuid(Uuid::from_u128(42))
+        ]
+    );
+    // With a second key, the path alone.
+    let mut body = body_with_keys(&[json!({"path": "/total"}), json!({"field": "created_at"})]);
+    let cursor = row_cursor(&run(body.clone()).unwrap(), &json!({"total": 9.5}));
+    body["cursor"] = json!(cursor);
+    let compiled = run(body).unwrap();
+    assert!(
+        compiled.sql.contains(&format!(
+            "AND ({} >= $6::jsonb AND (({} > $8::jsonb OR {} IS NULL) OR",
             k(5),
             k(7),
-            k(7),
-            k(9)
+            k(7)
         )),
         "{}",
         compiled.sql
@@ -338,7 +367,8 @@ fn a_cursor_bounds_an_ascending_path_the_filter_requires() {
         let mut next = body;
         next["cursor"] = json!(cursor);
         let sql = run(next).unwrap().sql;
-        // No `>=` but the filter's own.
+        // No bound: no row comparison, no `>=` but the filter's own.
+        assert!(!sql.contains("e.entity_id) >"), "{sql}");
         assert_eq!(
             sql.matches(">=").count(),
             first.sql.matches(">=").count(),

@@ -30,7 +30,8 @@ use crate::{
 /// condition on a path a document lacks is false; `not` of it is true. See docs/query.md.
 ///
 /// **order** lists `{"path": "/total", "direction": "desc"}` or `{"field": "created_at"}`
-/// (`created_at`, `updated_at`, `entity_id`, `entity_version`); `entity_id` breaks ties.
+/// (`created_at`, `updated_at`, `entity_id`, `entity_version`); `entity_id` breaks ties, in the
+/// direction of the last key.
 #[derive(ToSchema)]
 #[schema(as = Query)]
 #[allow(

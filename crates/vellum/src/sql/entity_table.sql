@@ -27,9 +27,9 @@ CREATE UNIQUE INDEX ON {table} (entity_id) WHERE is_active;
 CREATE UNIQUE INDEX ON {table} ((CASE WHEN is_active THEN entity_id END)) WHERE is_active;
 -- As-of reads: the newest version committed at or before a time, without walking the history.
 CREATE INDEX ON {table} (entity_id, created_at, revision);
--- Pages of current versions ordered by commit time (created_at, or updated_at): newest first in
--- index order, which is also the query language's order (entity_id ascending breaks ties).
-CREATE INDEX ON {table} (created_at DESC, entity_id) WHERE is_active AND deleted_at IS NULL;
+-- Pages of current versions ordered by commit time (created_at, or updated_at), read forwards
+-- or backwards: the query language breaks ties by entity_id in the direction of the order.
+CREATE INDEX ON {table} (created_at, entity_id) WHERE is_active AND deleted_at IS NULL;
 CREATE TRIGGER entity_versions_immutable BEFORE UPDATE OR DELETE ON {table}
     FOR EACH ROW EXECUTE FUNCTION vellum.guard_entity_version();
 CREATE TRIGGER entity_versions_no_truncate BEFORE TRUNCATE ON {table}

@@ -4,10 +4,10 @@ IF NOT EXISTS (
     SELECT FROM pg_index i
     WHERE i.indrelid = entity_table
       AND pg_get_indexdef(i.indexrelid)
-          LIKE '% (created_at DESC, entity_id) WHERE (is_active AND (deleted_at IS NULL))'
+          LIKE '% (created_at, entity_id) WHERE (is_active AND (deleted_at IS NULL))'
 ) THEN
     EXECUTE format(
-        'CREATE INDEX ON %s (created_at DESC, entity_id) WHERE is_active AND deleted_at IS NULL',
+        'CREATE INDEX ON %s (created_at, entity_id) WHERE is_active AND deleted_at IS NULL',
         entity_table);
 END IF;
 IF NOT EXISTS (

@@ -608,7 +608,7 @@ async fn entity_tables_provisioned_before_the_commit_time_index_get_it_on_connec
             .query(
                 "SELECT indexrelid::regclass::text FROM pg_index
                  WHERE indrelid = 'orders.sales_order'::regclass
-                   AND pg_get_indexdef(indexrelid) LIKE '%(created_at DESC, entity_id)%'",
+                   AND pg_get_indexdef(indexrelid) LIKE '%(created_at, entity_id)%'",
                 &[],
             )
             .await
