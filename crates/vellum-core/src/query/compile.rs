@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::cursor;
 use super::filter_sql::FilterCompiler;
-use super::keyset::{KeyExpr, SortKey, key_sql, keyset};
+use super::keyset::{KeyExpr, SortKey, key_sql, keyset, missing_follow};
 use super::order::{Direction, OrderBy};
 use super::path::{JsonPath, ValueKind, value_kind};
 use super::{DEFAULT_LIMIT, MAX_LIMIT, Query, QueryError};
@@ -242,33 +242,42 @@ pub fn compile(query: &Query, ctx: &QueryContext<'_>) -> Result<CompiledQuery, Q
         let rendered = compiler.filter(filter, "/filter", 1)?;
         conditions.push(format!("({rendered})"));
     }
+    // The conditions of the rows missing the first key, when they follow the cursor row apart
+    // from the others (see `missing_follow`).
+    let mut missing = None;
     if let Some(token) = &query.cursor {
         let values = cursor::decode(ctx.cursor_key, &fingerprint, token, &keys)?;
-        let keyset = keyset(&mut sql, &keys, &values, query.filter.as_ref());
+        let split = query.as_of.is_none()
+            && missing_follow(&keys, &values, query.filter.as_ref(), ctx.definition);
+        if split {
+            missing = Some(conditions.clone());
+        }
+        let keyset = keyset(&mut sql, &keys, &values, query.filter.as_ref(), split);
         conditions.push(format!("({keyset})"));
     }
-    let order = keys
-        .iter()
-        .map(|key| {
-            let direction = match key.direction {
-                Direction::Asc => "ASC",
-                Direction::Desc => "DESC",
-            };
-            format!("{} {direction}", key_sql(&mut sql, &key.expr))
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
+    let order = order_sql(&mut sql, &keys);
     let page = i64::from(limit) + 1;
     let limit_param = sql.bind(SqlParam::BigInt(page));
-    let filter = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", conditions.join(" AND "))
+    let filter = where_sql(&conditions);
+    let columns = ctx.columns;
+    let text = match missing {
+        None => {
+            format!("SELECT {columns} FROM {from} e{filter} ORDER BY {order} LIMIT {limit_param}")
+        }
+        Some(mut conditions) => {
+            let k = key_sql(&mut sql, &keys[0].expr);
+            conditions.push(format!("{k} IS NULL"));
+            let missing = where_sql(&conditions);
+            let missing_order = order_sql(&mut sql, &keys);
+            let outer_order = order_sql(&mut sql, &keys);
+            format!(
+                "SELECT {columns} FROM ((SELECT e.* FROM {from} e{filter} ORDER BY {order} \
+                 LIMIT {limit_param}) UNION ALL (SELECT e.* FROM {from} e{missing} \
+                 ORDER BY {missing_order} LIMIT {limit_param})) e \
+                 ORDER BY {outer_order} LIMIT {limit_param}"
+            )
+        }
     };
-    let text = format!(
-        "SELECT {columns} FROM {from} e{filter} ORDER BY {order} LIMIT {limit_param}",
-        columns = ctx.columns
-    );
     Ok(CompiledQuery {
         sql: text,
         params: sql.params,
@@ -278,6 +287,29 @@ pub fn compile(query: &Query, ctx: &QueryContext<'_>) -> Result<CompiledQuery, Q
         fingerprint,
         cursor_key: ctx.cursor_key.to_vec(),
     })
+}
+
+/// `ORDER BY`'s list for `keys`, binding their paths.
+fn order_sql(sql: &mut Sql, keys: &[SortKey]) -> String {
+    keys.iter()
+        .map(|key| {
+            let direction = match key.direction {
+                Direction::Asc => "ASC",
+                Direction::Desc => "DESC",
+            };
+            format!("{} {direction}", key_sql(sql, &key.expr))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// ` WHERE c1 AND c2 ..`, or nothing.
+fn where_sql(conditions: &[String]) -> String {
+    if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    }
 }
 
 /// The order keys, typed, with the `entity_id` tiebreaker in the direction of the last key.

@@ -84,17 +84,19 @@ fn key_param(sql: &mut Sql, value: &KeyValue) -> String {
 
 /// The keyset condition "after the row with these key values": the lexicographic expansion
 /// `after1 OR (equal1 AND (after2 OR (equal2 AND ..)))`, with constant-false branches left out,
-/// behind the [`leading_bound`] of the first key when it has one.
+/// behind the [`leading_bound`] of the first key when it has one. `present`: the caller reads
+/// the rows missing the first key apart ([`missing_follow`]), so the condition may leave them out.
 pub(super) fn keyset(
     sql: &mut Sql,
     keys: &[SortKey],
     values: &[KeyValue],
     filter: Option<&Filter>,
+    present: bool,
 ) -> String {
     // Bound first: parameters are numbered in the order they appear in the text.
     let bound = match keys.len() {
         1 => None,
-        _ => leading_bound(sql, keys, values, filter),
+        _ => leading_bound(sql, keys, values, filter, present),
     };
     let expansion = expansion(sql, keys, values);
     match bound {
@@ -121,6 +123,7 @@ fn leading_bound(
     keys: &[SortKey],
     values: &[KeyValue],
     filter: Option<&Filter>,
+    present: bool,
 ) -> Option<String> {
     let (key, value) = (&keys[0], &values[0]);
     if matches!(value, KeyValue::Null) {
@@ -128,11 +131,7 @@ fn leading_bound(
     }
     let sign = match key.direction {
         Direction::Desc => "<",
-        Direction::Asc
-            if !is_nullable(&key.expr) || filter.is_some_and(|f| requires(f, &key.expr)) =>
-        {
-            ">"
-        }
+        Direction::Asc if present || !lacks_key(keys, filter) => ">",
         Direction::Asc => return None,
     };
     let k = key_sql(sql, &key.expr);
@@ -146,6 +145,52 @@ fn leading_bound(
         }
         _ => Some(format!("{k} {sign}= {c}")),
     }
+}
+
+/// Whether a row of the result may lack the first key: a path key the filter does not require.
+fn lacks_key(keys: &[SortKey], filter: Option<&Filter>) -> bool {
+    let expr = &keys[0].expr;
+    is_nullable(expr) && !filter.is_some_and(|f| requires(f, expr))
+}
+
+/// Whether the rows missing the first key all follow the cursor row, and are better read apart
+/// from the others: ascending on an indexed path (`definition` annotates it) a row of the
+/// result may lack, from a cursor row that had it (rows missing the path sort last). Read
+/// together, with `(k > c OR k IS NULL)`, no index bound holds for both, and a page deep into
+/// the results reads every row before it; read apart, each part is an index range: `k >= c ..`
+/// (or `(k, e.entity_id) > (c, id)`) and `k IS NULL`, each to the page's size, and the page is
+/// the first rows of the two. Without an index each part would scan the table.
+pub(super) fn missing_follow(
+    keys: &[SortKey],
+    values: &[KeyValue],
+    filter: Option<&Filter>,
+    definition: &Value,
+) -> bool {
+    let path = match &keys[0].expr {
+        KeyExpr::Json(path) | KeyExpr::DateTime(path) => path,
+        _ => return false,
+    };
+    keys[0].direction == Direction::Asc
+        && !matches!(values[0], KeyValue::Null)
+        && lacks_key(keys, filter)
+        && indexed(definition, path)
+}
+
+/// Whether `definition` gives `path` an index: `x-vellum-index` (true or "unique") or
+/// `x-vellum-ref` on the property schema reached from the root through `properties`, the only
+/// place vellum reads them (see `schema::annotations`).
+fn indexed(definition: &Value, path: &JsonPath) -> bool {
+    let property = path
+        .segments()
+        .iter()
+        .try_fold(definition, |schema, segment| {
+            schema.get("properties")?.get(segment)
+        });
+    property.is_some_and(|property| {
+        property.get("x-vellum-ref").is_some()
+            || matches!(property.get("x-vellum-index"), Some(Value::Bool(true)))
+            || property.get("x-vellum-index").and_then(Value::as_str) == Some("unique")
+    })
 }
 
 /// Whether every row `filter` keeps has a value for the path key `expr`: a condition on its path

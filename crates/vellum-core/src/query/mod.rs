@@ -176,6 +176,17 @@
 //! comparison: `lt`, `lte`, `gt`, `gte`, `in`, or `eq`/`ne` with a non-null value). When the
 //! first key is followed only by the tiebreaker, the bound is the row comparison
 //! `(k1, e.entity_id) < ($c, $id)` (`>` ascending), which an index on both starts at exactly.
+//! Ascending on an indexed path (`x-vellum-index` or `x-vellum-ref` in the active schema) a row
+//! of the result may lack, from a cursor row that had it, the rows missing the path all come
+//! after the cursor row; a query of current versions reads them apart, so that each part is an
+//! index range:
+//!
+//! ```text
+//! SELECT {columns} FROM (
+//!     (SELECT e.* FROM {table} e WHERE .. AND (bound AND (keyset)) ORDER BY .. LIMIT $n)
+//!     UNION ALL (SELECT e.* FROM {table} e WHERE .. AND k1 IS NULL ORDER BY .. LIMIT $n)
+//!   ) e ORDER BY .. LIMIT $n
+//! ```
 //!
 //! The text depends only on the structure of the query: which nodes, operators, paths' kinds
 //! and order keys, whether a cursor key was missing (and so whether the first is bounded),

@@ -27,9 +27,9 @@ pub(super) fn order_schema() -> Value {
                 }
             },
             "lines": {"type": "array", "items": {"$ref": "#/$defs/line"}},
-            "total": {"type": "number"},
+            "total": {"type": "number", "x-vellum-index": true},
             "status": {"enum": ["open", "paid", "shipped"]},
-            "placed_at": {"type": "string", "format": "date-time"},
+            "placed_at": {"type": "string", "format": "date-time", "x-vellum-index": true},
             "tags": {"type": "array", "items": {"type": "string"}},
             "meta": {"type": "object"}
         },

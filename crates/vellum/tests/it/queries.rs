@@ -668,6 +668,18 @@ async fn read_page(items: &Items, body: Value) -> (Vec<Uuid>, Option<String>, i6
     (ids, cursor, read)
 }
 
+/// The `n`th page (1-based) of `body`, reached by following the cursors, and the rows read for
+/// it alone.
+async fn nth_page(items: &Items, body: Value, n: usize) -> (Vec<Uuid>, i64) {
+    let mut next = body;
+    for _ in 1..n {
+        let (_, cursor, _) = read_page(items, next.clone()).await;
+        next["cursor"] = json!(cursor.expect("a next page"));
+    }
+    let (page, _, read) = read_page(items, next).await;
+    (page, read)
+}
+
 /// 20,000 items: 1% on hold, half closed, the rest open. A page filtered on one status, in the
 /// default order (entity id), or ordered by status either way, reads the page and the row that
 /// tells a next page exists, however many items share the value: the path index ends with the
@@ -687,7 +699,11 @@ async fn a_page_of_documents_sharing_an_indexed_value_reads_only_the_page() {
              SELECT gen_random_uuid(), 1, '1.0.0', 'item', '1.0.0',
                     jsonb_build_object('sku', 'sku' || g, 'qty', 1, 'price', g,
                         'status', CASE WHEN g % 100 = 0 THEN 'hold'
-                                       WHEN g % 2 = 0 THEN 'open' ELSE 'closed' END),
+                                       WHEN g % 2 = 0 THEN 'open' ELSE 'closed' END)
+                    || CASE WHEN g % 2 = 0 THEN jsonb_build_object('placed_at',
+                           replace(to_char(timestamp '2026-01-01' + g * interval '1 second',
+                                           'YYYY-MM-DD HH24:MI:SS'), ' ', 'T') || 'Z')
+                       ELSE '{}' END,
                     now(), now(), true, uow.uow_id
              FROM generate_series(1, 20000) g, uow",
             &[],
@@ -756,12 +772,7 @@ async fn a_page_of_documents_sharing_an_indexed_value_reads_only_the_page() {
             .collect()
     };
     let descending = json!({"order": [{"path": "/price", "direction": "desc"}], "limit": 20});
-    let (_, mut cursor, _) = read_page(&items, descending.clone()).await;
-    let mut next = descending;
-    next["cursor"] = json!(cursor.unwrap());
-    (_, cursor, _) = read_page(&items, next.clone()).await;
-    next["cursor"] = json!(cursor.unwrap());
-    let (page, _, read) = read_page(&items, next).await;
+    let (page, read) = nth_page(&items, descending, 3).await;
     let expected = by_price(
         "SELECT entity_id FROM orders.item ORDER BY payload->'price' DESC LIMIT 20 OFFSET 40",
     )
@@ -779,14 +790,7 @@ async fn a_page_of_documents_sharing_an_indexed_value_reads_only_the_page() {
         "order": [{"path": "/price"}],
         "limit": 20
     });
-    let (_, mut cursor, _) = read_page(&items, ranged.clone()).await;
-    let mut next = ranged;
-    for _ in 0..2 {
-        next["cursor"] = json!(cursor.unwrap());
-        (_, cursor, _) = read_page(&items, next.clone()).await;
-    }
-    next["cursor"] = json!(cursor.unwrap());
-    let (page, _, read) = read_page(&items, next).await;
+    let (page, read) = nth_page(&items, ranged, 4).await;
     let expected = by_price(
         "SELECT entity_id FROM orders.item WHERE payload->'price' >= '160'
          ORDER BY payload->'price' LIMIT 20",
@@ -796,6 +800,21 @@ async fn a_page_of_documents_sharing_an_indexed_value_reads_only_the_page() {
     assert!(
         read <= 22,
         "{read} rows read for the fourth page of a range"
+    );
+    // ... and ascending on a path half the items lack, without a filter on it: the items placed
+    // after the cursor row and the items never placed (which come last) are read apart, each
+    // part to the page's size (42 rows), not every item placed before the page (201).
+    let placed = json!({"order": [{"path": "/placed_at"}], "limit": 20});
+    let (page, read) = nth_page(&items, placed, 10).await;
+    let expected = by_price(
+        "SELECT entity_id FROM orders.item WHERE payload ? 'placed_at'
+         ORDER BY payload->>'placed_at', entity_id LIMIT 20 OFFSET 180",
+    )
+    .await;
+    assert_eq!(page, expected);
+    assert!(
+        read <= 2 * 22,
+        "{read} rows read for the tenth page of an order on a path some items lack"
     );
 }
 
@@ -846,15 +865,9 @@ async fn a_page_ordered_by_commit_time_reads_only_the_page() {
             .collect();
         for field in ["created_at", "updated_at"] {
             let body = json!({"order": [{"field": field, "direction": direction}], "limit": 20});
-            let (_, mut cursor, read) = read_page(&items, body.clone()).await;
+            let (_, read) = nth_page(&items, body.clone(), 1).await;
             assert_eq!(read, 21, "rows read for the first page, {body}");
-            let mut next = body.clone();
-            for _ in 0..2 {
-                next["cursor"] = json!(cursor.unwrap());
-                (_, cursor, _) = read_page(&items, next.clone()).await;
-            }
-            next["cursor"] = json!(cursor.unwrap());
-            let (page, _, read) = read_page(&items, next).await;
+            let (page, read) = nth_page(&items, body.clone(), 4).await;
             assert_eq!(page, expected, "the fourth page, {body}");
             assert!(read <= 22, "{read} rows read for the fourth page, {body}");
         }
