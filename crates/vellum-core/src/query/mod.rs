@@ -252,7 +252,8 @@ pub struct Query {
     /// Which documents; all when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<Filter>,
-    /// In which order; `entity_id` ascending is always the last key.
+    /// In which order; `entity_id` is always the last key, in the direction of the key before it
+    /// (ascending when `order` is empty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub order: Vec<OrderKey>,
     /// Page size, 1 to [`MAX_LIMIT`]; [`DEFAULT_LIMIT`] when absent.
