@@ -373,6 +373,9 @@ async fn every_query_returns_what_rust_computes_in_the_same_order_across_pages()
         json!([{"field": "created_at", "direction": "desc"}, {"path": "/qty"}]),
         json!([{"field": "entity_version", "direction": "desc"}]),
         json!([{"field": "updated_at", "direction": "desc"}, {"path": "/price"}]),
+        // Indexed, and shared by a third of the items each: ties across pages.
+        json!([{"path": "/status", "direction": "desc"}]),
+        json!([{"path": "/status"}]),
     ];
     let mut checked = 0;
     for (i, filter) in filters.iter().enumerate() {
