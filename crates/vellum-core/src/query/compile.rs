@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::cursor;
 use super::filter_sql::FilterCompiler;
-use super::keyset::{KeyExpr, SortKey, key_sql, keyset, missing_follow};
+use super::keyset::{Apart, KeyExpr, SortKey, apart, key_sql, keyset};
 use super::order::{Direction, OrderBy};
 use super::path::{JsonPath, ValueKind, value_kind};
 use super::{DEFAULT_LIMIT, MAX_LIMIT, Query, QueryError};
@@ -242,17 +242,17 @@ pub fn compile(query: &Query, ctx: &QueryContext<'_>) -> Result<CompiledQuery, Q
         let rendered = compiler.filter(filter, "/filter", 1)?;
         conditions.push(format!("({rendered})"));
     }
-    // The conditions of the rows missing the first key, when they follow the cursor row apart
-    // from the others (see `missing_follow`).
-    let mut missing = None;
+    // The part of the rows after the cursor row read on its own, with the conditions every row
+    // meets (see `apart`).
+    let mut second: Option<(Apart, Vec<String>)> = None;
     if let Some(token) = &query.cursor {
         let values = cursor::decode(ctx.cursor_key, &fingerprint, token, &keys)?;
-        let split = query.as_of.is_none()
-            && missing_follow(&keys, &values, query.filter.as_ref(), ctx.definition);
-        if split {
-            missing = Some(conditions.clone());
-        }
-        let keyset = keyset(&mut sql, &keys, &values, query.filter.as_ref(), split);
+        let part = match query.as_of {
+            None => apart(&keys, &values, query.filter.as_ref(), ctx.definition),
+            Some(_) => None,
+        };
+        second = part.map(|part| (part, conditions.clone()));
+        let keyset = keyset(&mut sql, &keys, &values, query.filter.as_ref(), part);
         conditions.push(format!("({keyset})"));
     }
     let order = order_sql(&mut sql, &keys);
@@ -260,20 +260,20 @@ pub fn compile(query: &Query, ctx: &QueryContext<'_>) -> Result<CompiledQuery, Q
     let limit_param = sql.bind(SqlParam::BigInt(page));
     let filter = where_sql(&conditions);
     let columns = ctx.columns;
-    let text = match missing {
+    let text = match second {
         None => {
             format!("SELECT {columns} FROM {from} e{filter} ORDER BY {order} LIMIT {limit_param}")
         }
-        Some(mut conditions) => {
+        Some((part, mut conditions)) => {
             let k = key_sql(&mut sql, &keys[0].expr);
-            conditions.push(format!("{k} IS NULL"));
-            let missing = where_sql(&conditions);
-            let missing_order = order_sql(&mut sql, &keys);
+            conditions.push(part.condition(&k));
+            let second = where_sql(&conditions);
+            let second_order = order_sql(&mut sql, &keys);
             let outer_order = order_sql(&mut sql, &keys);
             format!(
                 "SELECT {columns} FROM ((SELECT e.* FROM {from} e{filter} ORDER BY {order} \
-                 LIMIT {limit_param}) UNION ALL (SELECT e.* FROM {from} e{missing} \
-                 ORDER BY {missing_order} LIMIT {limit_param})) e \
+                 LIMIT {limit_param}) UNION ALL (SELECT e.* FROM {from} e{second} \
+                 ORDER BY {second_order} LIMIT {limit_param})) e \
                  ORDER BY {outer_order} LIMIT {limit_param}"
             )
         }

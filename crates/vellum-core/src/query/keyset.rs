@@ -84,19 +84,28 @@ fn key_param(sql: &mut Sql, value: &KeyValue) -> String {
 
 /// The keyset condition "after the row with these key values": the lexicographic expansion
 /// `after1 OR (equal1 AND (after2 OR (equal2 AND ..)))`, with constant-false branches left out,
-/// behind the [`leading_bound`] of the first key when it has one. `present`: the caller reads
-/// the rows missing the first key apart ([`missing_follow`]), so the condition may leave them out.
+/// behind the [`leading_bound`] of the first key when it has one. With `apart`, the caller
+/// reads that part of the rows after the cursor row on its own ([`apart`]), and the condition
+/// leaves it out.
 pub(super) fn keyset(
     sql: &mut Sql,
     keys: &[SortKey],
     values: &[KeyValue],
     filter: Option<&Filter>,
-    present: bool,
+    apart: Option<Apart>,
 ) -> String {
+    if apart == Some(Apart::Present) {
+        // The cursor row lacks the first key, descending: the rows after it that lack it too.
+        let k = key_sql(sql, &keys[0].expr);
+        return format!(
+            "{k} IS NULL AND ({})",
+            expansion(sql, &keys[1..], &values[1..])
+        );
+    }
     // Bound first: parameters are numbered in the order they appear in the text.
     let bound = match keys.len() {
         1 => None,
-        _ => leading_bound(sql, keys, values, filter, present),
+        _ => leading_bound(sql, keys, values, filter, apart == Some(Apart::Missing)),
     };
     let expansion = expansion(sql, keys, values);
     match bound {
@@ -153,27 +162,54 @@ fn lacks_key(keys: &[SortKey], filter: Option<&Filter>) -> bool {
     is_nullable(expr) && !filter.is_some_and(|f| requires(f, expr))
 }
 
-/// Whether the rows missing the first key all follow the cursor row, and are better read apart
-/// from the others: ascending on an indexed path (`definition` annotates it) a row of the
-/// result may lack, from a cursor row that had it (rows missing the path sort last). Read
-/// together, with `(k > c OR k IS NULL)`, no index bound holds for both, and a page deep into
-/// the results reads every row before it; read apart, each part is an index range: `k >= c ..`
-/// (or `(k, e.entity_id) > (c, id)`) and `k IS NULL`, each to the page's size, and the page is
-/// the first rows of the two. Without an index each part would scan the table.
-pub(super) fn missing_follow(
+/// A part of the rows after the cursor row that a query reads on its own: rows that have the
+/// first key (`k IS NOT NULL`), or rows that lack it (`k IS NULL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Apart {
+    Present,
+    Missing,
+}
+
+impl Apart {
+    /// The condition on the first key's SQL expression `k` that selects the part.
+    pub(super) fn condition(self, k: &str) -> String {
+        match self {
+            Apart::Present => format!("{k} IS NOT NULL"),
+            Apart::Missing => format!("{k} IS NULL"),
+        }
+    }
+}
+
+/// Which part of the rows after the cursor row, if any, is better read apart from the rest, on
+/// an indexed path (`definition` annotates it) a row of the result may lack. Rows lacking the
+/// path sort last ascending and first descending, so two cases put every row of one part after
+/// the cursor row:
+///
+/// - ascending, from a cursor row that had the path: every row missing it ([`Apart::Missing`]);
+/// - descending, from a cursor row that lacked it: every row that has it ([`Apart::Present`]).
+///
+/// Read together, the keyset is an `OR` of the two parts (`k > c OR k IS NULL ..`, `k IS NOT
+/// NULL OR (k IS NULL AND ..)`), which gives no index bound, and a page deep into the results
+/// reads every row before it. Read apart, each part is an index range, read to the page's size,
+/// and the page is the first rows of the two. Without an index each part would scan the table.
+pub(super) fn apart(
     keys: &[SortKey],
     values: &[KeyValue],
     filter: Option<&Filter>,
     definition: &Value,
-) -> bool {
+) -> Option<Apart> {
     let path = match &keys[0].expr {
         KeyExpr::Json(path) | KeyExpr::DateTime(path) => path,
-        _ => return false,
+        _ => return None,
     };
-    keys[0].direction == Direction::Asc
-        && !matches!(values[0], KeyValue::Null)
-        && lacks_key(keys, filter)
-        && indexed(definition, path)
+    if keys.len() == 1 || !lacks_key(keys, filter) || !indexed(definition, path) {
+        return None;
+    }
+    match (keys[0].direction, matches!(values[0], KeyValue::Null)) {
+        (Direction::Asc, false) => Some(Apart::Missing),
+        (Direction::Desc, true) => Some(Apart::Present),
+        _ => None,
+    }
 }
 
 /// Whether `definition` gives `path` an index: `x-vellum-index` (true or "unique") or

@@ -176,15 +176,17 @@
 //! comparison: `lt`, `lte`, `gt`, `gte`, `in`, or `eq`/`ne` with a non-null value). When the
 //! first key is followed only by the tiebreaker, the bound is the row comparison
 //! `(k1, e.entity_id) < ($c, $id)` (`>` ascending), which an index on both starts at exactly.
-//! Ascending on an indexed path (`x-vellum-index` or `x-vellum-ref` in the active schema) a row
-//! of the result may lack, from a cursor row that had it, the rows missing the path all come
-//! after the cursor row; a query of current versions reads them apart, so that each part is an
-//! index range:
+//! On an indexed path (`x-vellum-index` or `x-vellum-ref` in the active schema) a row of the
+//! result may lack, a query of current versions reads apart a part of the rows that comes whole
+//! after the cursor row, so that each part is an index range: the rows missing the path,
+//! ascending from a cursor row that had it (the first part's keyset then bounded as if the path
+//! were required), and the rows that have it, descending from a cursor row that lacked it (the
+//! first part's keyset then `k1 IS NULL AND (..)` over the other keys):
 //!
 //! ```text
 //! SELECT {columns} FROM (
-//!     (SELECT e.* FROM {table} e WHERE .. AND (bound AND (keyset)) ORDER BY .. LIMIT $n)
-//!     UNION ALL (SELECT e.* FROM {table} e WHERE .. AND k1 IS NULL ORDER BY .. LIMIT $n)
+//!     (SELECT e.* FROM {table} e WHERE .. AND (keyset) ORDER BY .. LIMIT $n)
+//!     UNION ALL (SELECT e.* FROM {table} e WHERE .. AND k1 IS [NOT] NULL ORDER BY .. LIMIT $n)
 //!   ) e ORDER BY .. LIMIT $n
 //! ```
 //!

@@ -244,6 +244,44 @@ fn a_cursor_continues_after_the_last_row_with_non_null_keys() {
     }
 }
 
+/// Descending on an indexed path documents may lack, they come first: after the cursor row of a
+/// document without it, the rest of them and every document with it are read apart, each part
+/// an index range.
+#[test]
+fn a_descending_cursor_without_the_path_reads_the_documents_with_it_apart() {
+    let body = json!({"order": [{"path": "/total", "direction": "desc"}], "limit": 10});
+    let cursor = row_cursor(&run(body.clone()).unwrap(), &json!({}));
+    let mut next = body;
+    next["cursor"] = json!(cursor);
+    let compiled = run(next).unwrap();
+    let k = |p: usize| format!("(e.payload #> ${p}::text[])");
+    let live = "e.is_active AND e.deleted_at IS NULL";
+    assert_eq!(
+        compiled.sql,
+        format!(
+            "SELECT {COLUMNS} FROM ((SELECT e.* FROM {TABLE} e WHERE {live} AND \
+             ({} IS NULL AND (e.entity_id < $2::uuid)) ORDER BY {} DESC, e.entity_id DESC LIMIT $4) \
+             UNION ALL (SELECT e.* FROM {TABLE} e WHERE {live} AND {} IS NOT NULL \
+             ORDER BY {} DESC, e.entity_id DESC LIMIT $4)) e \
+             ORDER BY {} DESC, e.entity_id DESC LIMIT $4",
+            k(1),
+            k(3),
+            k(5),
+            k(6),
+            k(7),
+        )
+    );
+    assert_eq!(
+        compiled.params[..4],
+        [
+            path(&["total"]),
+            SqlParam::Uuid(Uuid::from_u128(42)),
+            path(&["total"]),
+            SqlParam::BigInt(11),
+        ]
+    );
+}
+
 #[test]
 fn a_cursor_on_a_missing_path_uses_is_null_tests() {
     for (direction, expected) in [

@@ -373,6 +373,8 @@ async fn every_query_returns_what_rust_computes_in_the_same_order_across_pages()
         json!([{"field": "created_at", "direction": "desc"}, {"path": "/qty"}]),
         json!([{"field": "entity_version", "direction": "desc"}]),
         json!([{"field": "updated_at", "direction": "desc"}, {"path": "/price"}]),
+        // Indexed, and lacked by some items (they come first).
+        json!([{"path": "/placed_at", "direction": "desc"}]),
         // Indexed, and shared by a third of the items each: ties across pages.
         json!([{"path": "/status", "direction": "desc"}]),
         json!([{"path": "/status"}]),
@@ -818,6 +820,20 @@ async fn a_page_of_documents_sharing_an_indexed_value_reads_only_the_page() {
     assert!(
         read <= 2 * 22,
         "{read} rows read for the tenth page of an order on a path some items lack"
+    );
+    // Descending, the items never placed come first: the rest of them after the cursor row and
+    // the items placed are read apart too (43 rows, 202 together).
+    let placed = json!({"order": [{"path": "/placed_at", "direction": "desc"}], "limit": 20});
+    let (page, read) = nth_page(&items, placed, 10).await;
+    let expected = by_price(
+        "SELECT entity_id FROM orders.item WHERE NOT payload ? 'placed_at'
+         ORDER BY entity_id DESC LIMIT 20 OFFSET 180",
+    )
+    .await;
+    assert_eq!(page, expected);
+    assert!(
+        read <= 2 * 22,
+        "{read} rows read for the tenth page, descending, among the items never placed"
     );
 }
 
