@@ -168,6 +168,14 @@ fn row_cursor(compiled: &CompiledQuery, payload: &Value) -> String {
     })
 }
 
+/// The page of `body` after a row with `payload` (and [`row_cursor`]'s metadata).
+fn next_page(body: &Value, payload: &Value) -> CompiledQuery {
+    let cursor = row_cursor(&run(body.clone()).unwrap(), payload);
+    let mut next = body.clone();
+    next["cursor"] = json!(cursor);
+    run(next).unwrap()
+}
+
 /// Ascending on a path documents may lack, they follow the cursor row of a document that has
 /// it: read apart from the documents after it, each part an index range.
 #[test]
@@ -176,11 +184,7 @@ fn a_cursor_continues_after_the_last_row_with_non_null_keys() {
         {"path": "/total", "direction": "asc"},
         {"field": "created_at", "direction": "desc"}
     ], "limit": 10});
-    let first = run(body.clone()).unwrap();
-    let cursor = row_cursor(&first, &json!({"total": 9.5}));
-    let mut next = body;
-    next["cursor"] = json!(cursor);
-    let compiled = run(next).unwrap();
+    let compiled = next_page(&body, &json!({"total": 9.5}));
     let k = |p: usize| format!("(e.payload #> ${p}::text[])");
     let live = "e.is_active AND e.deleted_at IS NULL";
     assert_eq!(
@@ -236,10 +240,7 @@ fn a_cursor_continues_after_the_last_row_with_non_null_keys() {
             json!({"customer": {"name": "Ada"}}),
         ),
     ] {
-        let cursor = row_cursor(&run(body.clone()).unwrap(), &row);
-        let mut next = body;
-        next["cursor"] = json!(cursor);
-        let sql = run(next).unwrap().sql;
+        let sql = next_page(&body, &row).sql;
         assert!(!sql.contains("UNION"), "{sql}");
     }
 }
@@ -250,10 +251,7 @@ fn a_cursor_continues_after_the_last_row_with_non_null_keys() {
 #[test]
 fn a_descending_cursor_without_the_path_reads_the_documents_with_it_apart() {
     let body = json!({"order": [{"path": "/total", "direction": "desc"}], "limit": 10});
-    let cursor = row_cursor(&run(body.clone()).unwrap(), &json!({}));
-    let mut next = body;
-    next["cursor"] = json!(cursor);
-    let compiled = run(next).unwrap();
+    let compiled = next_page(&body, &json!({}));
     let k = |p: usize| format!("(e.payload #> ${p}::text[])");
     let live = "e.is_active AND e.deleted_at IS NULL";
     assert_eq!(
@@ -299,10 +297,7 @@ fn a_cursor_on_a_missing_path_uses_is_null_tests() {
         ),
     ] {
         let body = json!({"order": [{"path": "/meta/rank", "direction": direction}]});
-        let cursor = row_cursor(&run(body.clone()).unwrap(), &json!({"meta": {}}));
-        let mut next = body;
-        next["cursor"] = json!(cursor);
-        let compiled = run(next).unwrap();
+        let compiled = next_page(&body, &json!({"meta": {}}));
         assert!(
             compiled
                 .sql
@@ -316,13 +311,7 @@ fn a_cursor_on_a_missing_path_uses_is_null_tests() {
 #[test]
 fn cursor_keys_of_versions_and_date_time_paths_are_typed() {
     let body = json!({"order": [{"path": "/placed_at", "direction": "desc"}, {"field": "entity_version"}]});
-    let cursor = row_cursor(
-        &run(body.clone()).unwrap(),
-        &json!({"placed_at": "2024-01-01T00:00:00Z"}),
-    );
-    let mut next = body;
-    next["cursor"] = json!(cursor);
-    let compiled = run(next).unwrap();
+    let compiled = next_page(&body, &json!({"placed_at": "2024-01-01T00:00:00Z"}));
     let at_cursor = SqlParam::Timestamp(at("2024-01-01T00:00:00Z"));
     assert_eq!(
         &compiled.params[..6],
@@ -370,11 +359,7 @@ fn a_cursor_bounds_an_ascending_path_the_filter_requires() {
         })
     };
     let body = body_with_keys(&[json!({"path": "/total"})]);
-    let first = run(body.clone()).unwrap();
-    let cursor = row_cursor(&first, &json!({"total": 9.5}));
-    let mut next = body;
-    next["cursor"] = json!(cursor);
-    let compiled = run(next).unwrap();
+    let compiled = next_page(&body, &json!({"total": 9.5}));
     let k = |p: usize| format!("(e.payload #> ${p}::text[])");
     // The path and the tiebreaker together: the index on both starts at the cursor row.
     assert!(
@@ -399,10 +384,8 @@ fn a_cursor_bounds_an_ascending_path_the_filter_requires() {
     );
     assert!(!compiled.sql.contains("UNION"), "{}", compiled.sql);
     // With a second key, the path alone.
-    let mut body = body_with_keys(&[json!({"path": "/total"}), json!({"field": "created_at"})]);
-    let cursor = row_cursor(&run(body.clone()).unwrap(), &json!({"total": 9.5}));
-    body["cursor"] = json!(cursor);
-    let compiled = run(body).unwrap();
+    let body = body_with_keys(&[json!({"path": "/total"}), json!({"field": "created_at"})]);
+    let compiled = next_page(&body, &json!({"total": 9.5}));
     assert!(
         compiled.sql.contains(&format!(
             "AND ({} >= $6::jsonb AND (({} > $8::jsonb OR {} IS NULL) OR",
@@ -436,11 +419,7 @@ fn a_cursor_bounds_an_ascending_path_the_filter_requires() {
         (json!({"path": "/placed_at", "op": "exists"}), placed),
     ] {
         let body = json!({"filter": filter, "order": [{"path": key}], "limit": 10});
-        let first = run(body.clone()).unwrap();
-        let cursor = row_cursor(&first, &row);
-        let mut next = body;
-        next["cursor"] = json!(cursor);
-        let sql = run(next).unwrap().sql;
+        let sql = next_page(&body, &row).sql;
         // The documents missing the path are read too, apart from the bounded range.
         let (range, missing) = sql.split_once(" UNION ALL ").expect(&sql);
         assert!(range.contains("e.entity_id) > ($"), "{sql}");
