@@ -119,8 +119,8 @@ pub(super) fn keyset(
 /// the results would read every row before it. Descending, `k <= c` (rows missing a path sort
 /// first, before the cursor row). Ascending, `k >= c` when no row of the result lacks the key: a
 /// metadata key, or a path the filter requires (rows missing it sort last, after the cursor row,
-/// so without the filter's guarantee the bound would drop them). None when the cursor row had no
-/// value.
+/// so without the filter's guarantee the bound would drop them), or when `present`: the caller
+/// reads the rows missing it apart ([`Apart::Missing`]). None when the cursor row had no value.
 ///
 /// When the first key is the only one before the `entity_id` tiebreaker (which then has its
 /// direction), the bound is the row comparison `(k, e.entity_id) < (c, id)` descending, `>`
