@@ -767,7 +767,7 @@ async fn a_page_of_documents_sharing_an_indexed_value_reads_only_the_page() {
 
     // Pages after the first start at the cursor row's value: descending (documents missing
     // the path come first, before it) ...
-    let by_price = async |sql: &str| -> Vec<Uuid> {
+    let ids_of = async |sql: &str| -> Vec<Uuid> {
         admin
             .query(sql, &[])
             .await
@@ -778,7 +778,7 @@ async fn a_page_of_documents_sharing_an_indexed_value_reads_only_the_page() {
     };
     let descending = json!({"order": [{"path": "/price", "direction": "desc"}], "limit": 20});
     let (page, read) = nth_page(&items, descending, 3).await;
-    let expected = by_price(
+    let expected = ids_of(
         "SELECT entity_id FROM orders.item ORDER BY payload->'price' DESC LIMIT 20 OFFSET 40",
     )
     .await;
@@ -796,7 +796,7 @@ async fn a_page_of_documents_sharing_an_indexed_value_reads_only_the_page() {
         "limit": 20
     });
     let (page, read) = nth_page(&items, ranged, 4).await;
-    let expected = by_price(
+    let expected = ids_of(
         "SELECT entity_id FROM orders.item WHERE payload->'price' >= '160'
          ORDER BY payload->'price' LIMIT 20",
     )
@@ -811,7 +811,7 @@ async fn a_page_of_documents_sharing_an_indexed_value_reads_only_the_page() {
     // part to the page's size (42 rows), not every item placed before the page (201).
     let placed = json!({"order": [{"path": "/placed_at"}], "limit": 20});
     let (page, read) = nth_page(&items, placed, 10).await;
-    let expected = by_price(
+    let expected = ids_of(
         "SELECT entity_id FROM orders.item WHERE payload ? 'placed_at'
          ORDER BY payload->>'placed_at', entity_id LIMIT 20 OFFSET 180",
     )
@@ -825,7 +825,7 @@ async fn a_page_of_documents_sharing_an_indexed_value_reads_only_the_page() {
     // the items placed are read apart too (43 rows, 202 together).
     let placed = json!({"order": [{"path": "/placed_at", "direction": "desc"}], "limit": 20});
     let (page, read) = nth_page(&items, placed, 10).await;
-    let expected = by_price(
+    let expected = ids_of(
         "SELECT entity_id FROM orders.item WHERE NOT payload ? 'placed_at'
          ORDER BY entity_id DESC LIMIT 20 OFFSET 180",
     )
