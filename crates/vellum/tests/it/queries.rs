@@ -673,6 +673,21 @@ async fn read_page(items: &Items, body: Value) -> (Vec<Uuid>, Option<String>, i6
     (ids, cursor, read)
 }
 
+/// The entity ids a hand-written statement returns: what a page should hold.
+async fn ids_by_sql(
+    admin: &tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Vec<Uuid> {
+    admin
+        .query(sql, params)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
 /// The `n`th page (1-based) of `body`, reached by following the cursors, and the rows read for
 /// it alone.
 async fn nth_page(items: &Items, body: Value, n: usize) -> (Vec<Uuid>, i64) {
@@ -716,18 +731,10 @@ async fn a_page_of_documents_sharing_an_indexed_value_reads_only_the_page() {
         .await
         .unwrap();
     admin.batch_execute("ANALYZE orders.item").await.unwrap();
-    let with_status = async |status: &str| -> Vec<Uuid> {
-        admin
-            .query(
-                "SELECT entity_id FROM orders.item WHERE payload->>'status' = $1
-                 ORDER BY entity_id",
-                &[&status],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get(0))
-            .collect()
+    let with_status = async |status: &str| {
+        let sql = "SELECT entity_id FROM orders.item WHERE payload->>'status' = $1
+                   ORDER BY entity_id";
+        ids_by_sql(&admin, sql, &[&status]).await
     };
     let (hold, closed) = (with_status("hold").await, with_status("closed").await);
     assert_eq!((hold.len(), closed.len()), (200, 10_000));
@@ -767,15 +774,7 @@ async fn a_page_of_documents_sharing_an_indexed_value_reads_only_the_page() {
 
     // Pages after the first start at the cursor row's value: descending (documents missing
     // the path come first, before it) ...
-    let ids_of = async |sql: &str| -> Vec<Uuid> {
-        admin
-            .query(sql, &[])
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get(0))
-            .collect()
-    };
+    let ids_of = async |sql: &str| ids_by_sql(&admin, sql, &[]).await;
     let descending = json!({"order": [{"path": "/price", "direction": "desc"}], "limit": 20});
     let (page, read) = nth_page(&items, descending, 3).await;
     let expected = ids_of(
@@ -868,20 +867,11 @@ async fn a_page_ordered_by_commit_time_reads_only_the_page() {
         .unwrap();
     admin.batch_execute("ANALYZE orders.item").await.unwrap();
     for direction in ["desc", "asc"] {
-        let expected: Vec<Uuid> = admin
-            .query(
-                &format!(
-                    "SELECT entity_id FROM orders.item
-                     ORDER BY created_at {direction}, entity_id {direction}
-                     LIMIT 20 OFFSET 60"
-                ),
-                &[],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
+        let sql = format!(
+            "SELECT entity_id FROM orders.item
+             ORDER BY created_at {direction}, entity_id {direction} LIMIT 20 OFFSET 60"
+        );
+        let expected = ids_by_sql(&admin, &sql, &[]).await;
         for field in ["created_at", "updated_at"] {
             let body = json!({"order": [{"field": field, "direction": direction}], "limit": 20});
             let (_, read) = nth_page(&items, body.clone(), 1).await;
