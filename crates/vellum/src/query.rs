@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 use tokio_postgres::types::ToSql;
+/// What [`QueryContext::schema`] takes: a schema version compiled as the store compiles it.
+pub use vellum_core::CompiledSchema;
 use vellum_core::SchemaId;
 pub use vellum_core::query::{
     CompiledQuery, Condition, DEFAULT_LIMIT, Direction, Filter, JsonPath, MAX_LIMIT, Operator,
@@ -65,7 +67,7 @@ impl Service {
             &QueryContext {
                 table: &table,
                 columns: COLUMNS,
-                definition: schema.definition(),
+                schema: &schema,
                 cursor_key: self.store.cursor_key(),
             },
         )?;

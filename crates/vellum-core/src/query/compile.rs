@@ -14,6 +14,7 @@ use super::order::{Direction, OrderBy};
 use super::path::{JsonPath, ValueKind, value_kind};
 use super::{DEFAULT_LIMIT, MAX_LIMIT, Query, QueryError};
 use crate::Version;
+use crate::schema::CompiledSchema;
 
 /// Most order keys.
 const MAX_ORDER_KEYS: usize = 16;
@@ -25,8 +26,9 @@ pub struct QueryContext<'a> {
     pub table: &'a str,
     /// The select list, using the alias `e`, e.g. `e.entity_id, e.entity_version, e.payload`.
     pub columns: &'a str,
-    /// The active JSON Schema of the type: paths are checked and typed against it.
-    pub definition: &'a Value,
+    /// The active schema version of the type: paths are checked and typed against its
+    /// definition, and its indexes (`x-vellum-index`, `x-vellum-ref`) decide how pages are read.
+    pub schema: &'a CompiledSchema,
     /// The HMAC key that signs and verifies cursors.
     pub cursor_key: &'a [u8],
 }
@@ -36,7 +38,7 @@ impl fmt::Debug for QueryContext<'_> {
         f.debug_struct("QueryContext")
             .field("table", &self.table)
             .field("columns", &self.columns)
-            .field("definition", &self.definition)
+            .field("definition", self.schema.definition())
             .finish_non_exhaustive()
     }
 }
@@ -183,7 +185,7 @@ pub fn compile(query: &Query, ctx: &QueryContext<'_>) -> Result<CompiledQuery, Q
             format!("at most {MAX_LIMIT} ids, got {}", ids.len()),
         ));
     }
-    let keys = sort_keys(query, ctx.definition)?;
+    let keys = sort_keys(query, ctx.schema.definition())?;
     // A cursor belongs to the order asked for, whichever column serves it.
     let fingerprint = fingerprint(query, ctx.table, &keys);
     let keys = if query.as_of.is_none() && !query.include_deleted {
@@ -234,7 +236,7 @@ pub fn compile(query: &Query, ctx: &QueryContext<'_>) -> Result<CompiledQuery, Q
     };
     if let Some(filter) = &query.filter {
         let mut compiler = FilterCompiler {
-            definition: ctx.definition,
+            definition: ctx.schema.definition(),
             sql: &mut sql,
             conditions: 0,
             nodes: 0,
@@ -248,7 +250,12 @@ pub fn compile(query: &Query, ctx: &QueryContext<'_>) -> Result<CompiledQuery, Q
     if let Some(token) = &query.cursor {
         let values = cursor::decode(ctx.cursor_key, &fingerprint, token, &keys)?;
         let part = match query.as_of {
-            None => apart(&keys, &values, query.filter.as_ref(), ctx.definition),
+            None => apart(
+                &keys,
+                &values,
+                query.filter.as_ref(),
+                ctx.schema.annotations(),
+            ),
             Some(_) => None,
         };
         second = part.map(|part| (part, conditions.clone()));

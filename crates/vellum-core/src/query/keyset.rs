@@ -7,6 +7,7 @@ use super::cursor::KeyValue;
 use super::order::Direction;
 use super::path::JsonPath;
 use super::{Condition, Filter, Operator, SqlParam};
+use crate::schema::Annotations;
 
 /// A resolved order key.
 #[derive(Debug, Clone, PartialEq)]
@@ -181,7 +182,7 @@ impl Apart {
 }
 
 /// Which part of the rows after the cursor row, if any, is better read apart from the rest, on
-/// an indexed path (`definition` annotates it) a row of the result may lack. Rows lacking the
+/// an indexed path (one of `annotations`' indexes) a row of the result may lack. Rows lacking the
 /// path sort last ascending and first descending, so two cases put every row of one part after
 /// the cursor row:
 ///
@@ -196,13 +197,17 @@ pub(super) fn apart(
     keys: &[SortKey],
     values: &[KeyValue],
     filter: Option<&Filter>,
-    definition: &Value,
+    annotations: &Annotations,
 ) -> Option<Apart> {
     let path = match &keys[0].expr {
         KeyExpr::Json(path) | KeyExpr::DateTime(path) => path,
         _ => return None,
     };
-    if keys.len() == 1 || !lacks_key(keys, filter) || !indexed(definition, path) {
+    let indexed = annotations
+        .indexes
+        .iter()
+        .any(|index| index.segments == path.segments());
+    if keys.len() == 1 || !lacks_key(keys, filter) || !indexed {
         return None;
     }
     match (keys[0].direction, matches!(values[0], KeyValue::Null)) {
@@ -210,23 +215,6 @@ pub(super) fn apart(
         (Direction::Desc, true) => Some(Apart::Present),
         _ => None,
     }
-}
-
-/// Whether `definition` gives `path` an index: `x-vellum-index` (true or "unique") or
-/// `x-vellum-ref` on the property schema reached from the root through `properties`, the only
-/// place vellum reads them (see `schema::annotations`).
-fn indexed(definition: &Value, path: &JsonPath) -> bool {
-    let property = path
-        .segments()
-        .iter()
-        .try_fold(definition, |schema, segment| {
-            schema.get("properties")?.get(segment)
-        });
-    property.is_some_and(|property| {
-        property.get("x-vellum-ref").is_some()
-            || matches!(property.get("x-vellum-index"), Some(Value::Bool(true)))
-            || property.get("x-vellum-index").and_then(Value::as_str) == Some("unique")
-    })
 }
 
 /// Whether every row `filter` keeps has a value for the path key `expr`: a condition on its path

@@ -9,6 +9,7 @@
 //! ```
 //! use serde_json::json;
 //! use vellum_core::query::{Filter, OrderBy, OrderKey, Query, QueryContext, compile};
+//! use vellum_core::schema::{CompiledSchema, SchemaLimits};
 //!
 //! let query = Query {
 //!     filter: Some(Filter::and([
@@ -30,13 +31,14 @@
 //! });
 //! assert_eq!(serde_json::from_value::<Query>(body).unwrap(), query);
 //!
-//! let schema = json!({"type": "object", "properties": {
+//! let definition = json!({"type": "object", "properties": {
 //!     "status": {"type": "string"}, "total": {"type": "number"}
 //! }});
+//! let schema = CompiledSchema::compile(&definition, &SchemaLimits::default()).unwrap();
 //! let ctx = QueryContext {
 //!     table: r#""shop"."orders""#,
 //!     columns: "e.entity_id, e.payload",
-//!     definition: &schema,
+//!     schema: &schema,
 //!     cursor_key: b"secret",
 //! };
 //! let compiled = compile(&query, &ctx)?;

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::*;
+use crate::schema::{CompiledSchema, SchemaLimits};
 
 pub(super) const TABLE: &str = r#""shop"."orders""#;
 pub(super) const COLUMNS: &str = "e.entity_id, e.entity_version, e.payload";
@@ -46,11 +47,16 @@ pub(super) fn order_schema() -> Value {
     })
 }
 
-pub(super) fn ctx(schema: &Value) -> QueryContext<'_> {
+/// `definition` compiled as the store compiles an active schema version.
+pub(super) fn compiled(definition: &Value) -> CompiledSchema {
+    CompiledSchema::compile(definition, &SchemaLimits::default()).expect("a valid schema")
+}
+
+pub(super) fn ctx(schema: &CompiledSchema) -> QueryContext<'_> {
     QueryContext {
         table: TABLE,
         columns: COLUMNS,
-        definition: schema,
+        schema,
         cursor_key: KEY,
     }
 }
@@ -60,7 +66,7 @@ pub(super) fn query(body: Value) -> Query {
 }
 
 pub(super) fn run(body: Value) -> Result<CompiledQuery, QueryError> {
-    compile(&query(body), &ctx(&order_schema()))
+    compile(&query(body), &ctx(&compiled(&order_schema())))
 }
 
 pub(super) fn path(segments: &[&str]) -> SqlParam {

@@ -6,7 +6,7 @@ use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::tests::{KEY, ctx, order_schema};
+use super::tests::{KEY, compiled, ctx, order_schema};
 use super::*;
 use crate::Version;
 
@@ -19,7 +19,7 @@ fn base() -> Value {
 }
 
 fn compile_body(body: &Value, key: &[u8]) -> Result<CompiledQuery, QueryError> {
-    let schema = order_schema();
+    let schema = compiled(&order_schema());
     let query: Query = serde_json::from_value(body.clone()).unwrap();
     compile(
         &query,

@@ -508,7 +508,11 @@ async fn reading_the_current_version_of_a_long_history_reads_one_row() {
         &vellum::query::QueryContext {
             table: "\"orders\".\"sales_order\"",
             columns: "e.entity_id, e.revision",
-            definition: &order_schema(),
+            schema: &vellum::query::CompiledSchema::compile(
+                &order_schema(),
+                &vellum::SchemaLimits::default(),
+            )
+            .unwrap(),
             cursor_key: &[0; 32],
         },
     )

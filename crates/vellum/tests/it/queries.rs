@@ -571,7 +571,11 @@ fn compile_item_query(
         &vellum::query::QueryContext {
             table: "\"orders\".\"item\"",
             columns,
-            definition: &item_schema(),
+            schema: &vellum::query::CompiledSchema::compile(
+                &item_schema(),
+                &vellum::SchemaLimits::default(),
+            )
+            .unwrap(),
             cursor_key: &[0; 32],
         },
     )
