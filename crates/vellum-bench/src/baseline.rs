@@ -21,7 +21,7 @@ use crate::{
     Error, Result,
     document::{Documents, SCHEMA_ID, SCHEMA_VERSION},
     driver::Client,
-    fixture::{QUERY_PAGE, Read, ReadSet, check_page, pick},
+    fixture::{PageEnd, QUERY_PAGE, Read, ReadSet, check_page, pick},
 };
 
 /// Who the baseline records as the actor of its units of work.
@@ -52,6 +52,7 @@ struct Statements {
     as_of: String,
     many: String,
     query: String,
+    query_next: String,
     copy: String,
     load_history: String,
     analyze: String,
@@ -116,6 +117,15 @@ impl Raw {
                     "SELECT {COLUMNS} FROM {table} e
                      WHERE e.is_active AND e.deleted_at IS NULL
                        AND (e.payload #> '{{totals,gross}}') >= $1
+                     ORDER BY (e.payload #> '{{totals,gross}}'), e.entity_id LIMIT {QUERY_PAGE}"
+                ),
+                // And for `query_next`: the same range after the last row of the page before,
+                // by its value and id, which the index reads from that row on.
+                query_next: format!(
+                    "SELECT {COLUMNS} FROM {table} e
+                     WHERE e.is_active AND e.deleted_at IS NULL
+                       AND (e.payload #> '{{totals,gross}}') >= $1
+                       AND ((e.payload #> '{{totals,gross}}'), e.entity_id) > ($2, $3)
                      ORDER BY (e.payload #> '{{totals,gross}}'), e.entity_id LIMIT {QUERY_PAGE}"
                 ),
                 copy: format!(
@@ -188,6 +198,38 @@ impl Raw {
             start + millis(1),
             start + millis(depth),
         ))
+    }
+
+    /// Where `query_next` starts from each of `thresholds`: its first page's last row.
+    pub(crate) async fn query_starts(&self, thresholds: &[f64]) -> Result<Vec<PageEnd>> {
+        let mut starts = Vec::with_capacity(thresholds.len());
+        for &threshold in thresholds {
+            let page = self.query_page(threshold, None).await?;
+            let last = page.last().map(|e| (&e.payload, e.entity_id));
+            starts.push(PageEnd::of(threshold, page.len(), last)?);
+        }
+        Ok(starts)
+    }
+
+    /// A page of the range on `/totals/gross` from `threshold`: the first, or the one after
+    /// `after`.
+    async fn query_page(&self, threshold: f64, after: Option<&PageEnd>) -> Result<Vec<RawEntity>> {
+        let client = self.client().await?;
+        let threshold = Value::from(threshold);
+        let rows = match after {
+            None => {
+                let stmt = client.prepare_cached(&self.sql.query).await?;
+                client.query(&stmt, &[&threshold]).await?
+            }
+            Some(after) => {
+                let stmt = client.prepare_cached(&self.sql.query_next).await?;
+                let gross = Value::from(after.gross);
+                client
+                    .query(&stmt, &[&threshold, &gross, &after.id])
+                    .await?
+            }
+        };
+        rows.iter().map(RawEntity::from_row).collect()
     }
 
     /// Writes `documents` as new entities in one transaction: the unit-of-work row, then every
@@ -353,15 +395,24 @@ pub(crate) struct RawQuery {
 
 impl Client for RawQuery {
     async fn op(&mut self) -> Result<()> {
-        let threshold = Value::from(pick(&self.thresholds, &mut self.rng));
-        let client = self.raw.client().await?;
-        let stmt = client.prepare_cached(&self.raw.sql.query).await?;
-        let rows = client.query(&stmt, &[&threshold]).await?;
-        let found = rows
-            .iter()
-            .map(RawEntity::from_row)
-            .collect::<Result<Vec<_>>>()?;
-        check_page(found.len())
+        let threshold = *pick(&self.thresholds, &mut self.rng);
+        let page = self.raw.query_page(threshold, None).await?;
+        check_page(page.len())
+    }
+}
+
+/// The baseline of `query_next`: the second page of the range from a threshold.
+pub(crate) struct RawQueryNext {
+    pub(crate) raw: Raw,
+    pub(crate) starts: Arc<Vec<PageEnd>>,
+    pub(crate) rng: StdRng,
+}
+
+impl Client for RawQueryNext {
+    async fn op(&mut self) -> Result<()> {
+        let start = pick(&self.starts, &mut self.rng);
+        let page = self.raw.query_page(start.threshold, Some(start)).await?;
+        start.check_next(page.len(), page.first().map(|e| (&e.payload, e.entity_id)))
     }
 }
 

@@ -8,6 +8,7 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use rand::{Rng, rngs::StdRng, seq::index};
+use serde_json::Value;
 use uuid::Uuid;
 use vellum::{SchemaId, Service, Store, StoreOptions, Version, WriteOptions};
 
@@ -35,17 +36,65 @@ const LOADER: &str = "bench-loader";
 /// The page size of the `query` workload.
 pub(crate) const QUERY_PAGE: usize = 50;
 
-/// The thresholds `query` draws from: the lower half of the documents' `/totals/gross`, so that
-/// a full page matches whatever the draw (every document is in the read set at least
-/// `read_set / 64` times).
-pub(crate) fn query_thresholds(documents: &Documents) -> Vec<f64> {
+/// The thresholds `query` (`pages` 1) and `query_next` (`pages` 2) draw from: the lowest
+/// `1 / (2 * pages)` of the documents' distinct `/totals/gross`, so that `pages` full pages match
+/// whatever the draw. The read set's documents cycle through the 64 of the pool, each taking a
+/// value 2 to 4 times in a read set of 200: at least 140 of them are at or above any of the
+/// lowest quarter of values, at least 76 at or above any of the lowest half.
+pub(crate) fn query_thresholds(documents: &Documents, pages: usize) -> Vec<f64> {
     let grosses = documents.grosses();
-    grosses[..grosses.len() / 2].to_vec()
+    grosses[..grosses.len() / (2 * pages)].to_vec()
 }
 
-/// One threshold, drawn the same way on both sides.
-pub(crate) fn pick(thresholds: &[f64], rng: &mut StdRng) -> f64 {
-    thresholds[rng.random_range(0..thresholds.len())]
+/// One of `items`, drawn the same way on both sides.
+pub(crate) fn pick<'a, T>(items: &'a [T], rng: &mut StdRng) -> &'a T {
+    &items[rng.random_range(0..items.len())]
+}
+
+/// Where a page of `query_next` starts: the threshold of its range, and the last row of the
+/// range's first page by its `/totals/gross` and id.
+#[derive(Debug, Clone)]
+pub(crate) struct PageEnd {
+    pub(crate) threshold: f64,
+    pub(crate) gross: f64,
+    pub(crate) id: Uuid,
+}
+
+impl PageEnd {
+    /// The end of a first page from `threshold` of `found` rows, the last of them `last` (its
+    /// document and id); fails unless the page is full.
+    pub(crate) fn of(threshold: f64, found: usize, last: Option<(&Value, Uuid)>) -> Result<Self> {
+        check_page(found)?;
+        let (payload, id) = last.ok_or_else(|| Error::Check("an empty page".into()))?;
+        Ok(PageEnd {
+            threshold,
+            gross: gross(payload)?,
+            id,
+        })
+    }
+
+    /// Fails unless a page of `found` rows begins after this row in the range's order (a
+    /// greater `/totals/gross`, or the same and a greater id): the next page, not this one
+    /// again.
+    pub(crate) fn check_next(&self, found: usize, first: Option<(&Value, Uuid)>) -> Result<()> {
+        check_page(found)?;
+        let (payload, id) = first.ok_or_else(|| Error::Check("an empty page".into()))?;
+        let gross = gross(payload)?;
+        if (gross, id) <= (self.gross, self.id) {
+            return Err(Error::Check(format!(
+                "the page after ({}, {}) begins at ({gross}, {id})",
+                self.gross, self.id
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A document's `/totals/gross`.
+fn gross(payload: &Value) -> Result<f64> {
+    payload["totals"]["gross"]
+        .as_f64()
+        .ok_or_else(|| Error::Check(format!("a document without /totals/gross: {payload}")))
 }
 
 /// Fails unless a query returned a full page.
@@ -179,6 +228,7 @@ impl Fixture {
             Workload::GetAsOf,
             Workload::GetMany,
             Workload::Query,
+            Workload::QueryNext,
             Workload::HttpGet,
         ]) {
             eprintln!(

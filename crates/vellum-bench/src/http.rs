@@ -367,7 +367,7 @@ struct Totals {
 impl Client for HttpQuery {
     /// Checks the answer is a full page of orders, each in the range asked for.
     async fn op(&mut self) -> Result<()> {
-        let threshold = pick(&self.thresholds, &mut self.rng);
+        let threshold = *pick(&self.thresholds, &mut self.rng);
         let uri = format!("{}/query", self.target.entities);
         let query = json!({
             "filter": {"path": "/totals/gross", "op": "gte", "value": threshold},

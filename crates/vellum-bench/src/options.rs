@@ -33,6 +33,10 @@ pub enum Workload {
     /// 50; baseline: the same `SELECT` written by hand with the path as a literal, on the same
     /// index.
     Query,
+    /// `Service::query` for the second page of the same range, from the first page's cursor;
+    /// baseline: the same `SELECT` continuing after the first page's last row, `(path,
+    /// entity_id) > ($2, $3)`, on the same index.
+    QueryNext,
     /// `Service::import` of a batch of [`IMPORT_BATCH`] validated documents (one unit of work,
     /// binary `COPY`); baseline: the unit-of-work row and the same rows with binary `COPY`, in
     /// one transaction.
@@ -56,7 +60,7 @@ pub const IMPORT_BATCH: usize = 1_000;
 
 impl Workload {
     /// Every built workload, in the order the suite runs them.
-    pub const ALL: [Workload; 16] = [
+    pub const ALL: [Workload; 17] = [
         Workload::Create,
         Workload::Update,
         Workload::GetLatest,
@@ -64,6 +68,7 @@ impl Workload {
         Workload::GetAsOf,
         Workload::GetMany,
         Workload::Query,
+        Workload::QueryNext,
         Workload::BulkImport,
         Workload::HttpGet,
         Workload::HttpCreate,
@@ -85,6 +90,7 @@ impl Workload {
             Workload::GetAsOf => "get_as_of",
             Workload::GetMany => "get_many",
             Workload::Query => "query",
+            Workload::QueryNext => "query_next",
             Workload::BulkImport => "bulk_import",
             Workload::HttpGet => "http_get",
             Workload::HttpCreate => "http_create",
@@ -152,8 +158,8 @@ pub struct Options {
     pub round: Duration,
     /// Measured runs per side.
     pub rounds: usize,
-    /// Entities of the read workloads (`get_*`, `http_get`), each with
-    /// three versions; at least 100 for `get_many`.
+    /// Entities of the read workloads (`get_*`, `http_get`, `query*`), each with three versions;
+    /// at least 100 for `get_many`, 200 for the queries' pages to be full.
     pub read_set: usize,
     /// A memory soak of this length before the workloads (default none): the in-process HTTP
     /// server under a mixed load from the largest client count, with the process's resident
@@ -205,6 +211,12 @@ impl Options {
         if self.read_set < GET_MANY {
             return bad(&format!("the read set needs at least {GET_MANY} entities"));
         }
+        let queries = [Workload::Query, Workload::QueryNext];
+        if self.read_set < QUERY_READ_SET && self.workloads.iter().any(|w| queries.contains(w)) {
+            return bad(&format!(
+                "the queries need a read set of at least {QUERY_READ_SET} entities"
+            ));
+        }
         Ok(())
     }
 
@@ -235,6 +247,10 @@ pub(crate) const MAX_CLIENTS: usize = 32;
 /// Ids per `get_many` call.
 pub(crate) const GET_MANY: usize = 100;
 
+/// The smallest read set on which every draw of `query` and `query_next` finds full pages
+/// (see [`crate::fixture::query_thresholds`]).
+const QUERY_READ_SET: usize = 200;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +271,17 @@ mod tests {
         let mut options = Options::quick();
         options.clients = vec![0];
         assert!(options.check().is_err());
+    }
+
+    #[test]
+    fn the_queries_need_a_read_set_that_fills_their_pages() {
+        let mut options = Options::quick();
+        options.read_set = GET_MANY;
+        options.workloads = vec![Workload::GetMany];
+        options.check().unwrap();
+        options.workloads.push(Workload::QueryNext);
+        let err = options.check().unwrap_err().to_string();
+        assert!(err.contains("at least 200"), "{err}");
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub(crate) async fn run(
 ) -> Result<SoakResult> {
     let target = fixture.http_target()?;
     let set = fixture.reads(Workload::HttpGet)?;
-    let thresholds = Arc::new(query_thresholds(&fixture.documents));
+    let thresholds = Arc::new(query_thresholds(&fixture.documents, 1));
     let rng = |i: usize, stream: u64| StdRng::seed_from_u64(SEED ^ SOAK_STREAM ^ stream ^ i as u64);
     let soak_clients: Vec<SoakClient> = fixture
         .update_set(clients)

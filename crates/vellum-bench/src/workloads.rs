@@ -12,10 +12,10 @@ use vellum::{
 
 use crate::{
     Error, IMPORT_BATCH, Options, Result, Workload,
-    baseline::{RawCreate, RawImport, RawQuery, RawRead, RawUpdate},
+    baseline::{RawCreate, RawImport, RawQuery, RawQueryNext, RawRead, RawUpdate},
     document::{Documents, SEED},
     driver::{Client, Comparison, compare},
-    fixture::{Fixture, QUERY_PAGE, Read, ReadSet, check_page, pick, query_thresholds},
+    fixture::{Fixture, PageEnd, QUERY_PAGE, Read, ReadSet, check_page, pick, query_thresholds},
     http::{HttpCreate, HttpGet},
 };
 
@@ -84,7 +84,7 @@ pub(crate) async fn run(
             compare(http.collect(), library.collect(), store, options).await
         }
         Workload::Query => {
-            let thresholds = Arc::new(query_thresholds(&fixture.documents));
+            let thresholds = Arc::new(query_thresholds(&fixture.documents, 1));
             let vellum = (0..clients).map(|i| VellumQuery {
                 service: fixture.service.clone(),
                 schema_id: fixture.schema_id.clone(),
@@ -94,6 +94,24 @@ pub(crate) async fn run(
             let baseline = (0..clients).map(|i| RawQuery {
                 raw: fixture.raw.clone(),
                 thresholds: thresholds.clone(),
+                rng: rng(i),
+            });
+            compare(vellum.collect(), baseline.collect(), store, options).await
+        }
+        Workload::QueryNext => {
+            // Each side starts from its own first pages, read before the rounds.
+            let thresholds = query_thresholds(&fixture.documents, 2);
+            let starts = Arc::new(query_starts(fixture, &thresholds).await?);
+            let raw_starts = Arc::new(fixture.raw.query_starts(&thresholds).await?);
+            let vellum = (0..clients).map(|i| VellumQueryNext {
+                service: fixture.service.clone(),
+                schema_id: fixture.schema_id.clone(),
+                starts: starts.clone(),
+                rng: rng(i),
+            });
+            let baseline = (0..clients).map(|i| RawQueryNext {
+                raw: fixture.raw.clone(),
+                starts: raw_starts.clone(),
                 rng: rng(i),
             });
             compare(vellum.collect(), baseline.collect(), store, options).await
@@ -282,6 +300,19 @@ impl Client for VellumImport {
     }
 }
 
+/// The range of `query` and `query_next` in the query language: `/totals/gross` from
+/// `threshold` on, ordered by it, a page of [`QUERY_PAGE`].
+fn range(threshold: f64) -> Result<Query> {
+    Ok(Query {
+        filter: Some(Filter::gte("/totals/gross", threshold).map_err(vellum::Error::from)?),
+        order: vec![OrderKey::asc(
+            OrderBy::path("/totals/gross").map_err(vellum::Error::from)?,
+        )],
+        limit: Some(QUERY_PAGE as u32),
+        ..Query::default()
+    })
+}
+
 /// `query` through vellum: the same range and page as the baseline, in the query language.
 struct VellumQuery {
     service: Service,
@@ -292,17 +323,52 @@ struct VellumQuery {
 
 impl Client for VellumQuery {
     async fn op(&mut self) -> Result<()> {
-        let threshold = pick(&self.thresholds, &mut self.rng);
+        let threshold = *pick(&self.thresholds, &mut self.rng);
+        let page = self
+            .service
+            .query(&self.schema_id, &range(threshold)?)
+            .await?;
+        check_page(page.items.len())
+    }
+}
+
+/// Where `query_next` starts through vellum from each of `thresholds`: its first page's last
+/// row, and its cursor.
+async fn query_starts(fixture: &Fixture, thresholds: &[f64]) -> Result<Vec<(PageEnd, String)>> {
+    let mut starts = Vec::with_capacity(thresholds.len());
+    for &threshold in thresholds {
+        let page = fixture
+            .service
+            .query(&fixture.schema_id, &range(threshold)?)
+            .await?;
+        let last = page.items.last().map(|e| (&e.payload, e.entity_id));
+        let end = PageEnd::of(threshold, page.items.len(), last)?;
+        let cursor = page
+            .next_cursor
+            .ok_or_else(|| Error::Check(format!("no page follows the first from {threshold}")))?;
+        starts.push((end, cursor));
+    }
+    Ok(starts)
+}
+
+/// `query_next` through vellum: the second page of the range, from the first page's cursor.
+struct VellumQueryNext {
+    service: Service,
+    schema_id: SchemaId,
+    starts: Arc<Vec<(PageEnd, String)>>,
+    rng: StdRng,
+}
+
+impl Client for VellumQueryNext {
+    async fn op(&mut self) -> Result<()> {
+        let (start, cursor) = pick(&self.starts, &mut self.rng);
         let query = Query {
-            filter: Some(Filter::gte("/totals/gross", threshold).map_err(vellum::Error::from)?),
-            order: vec![OrderKey::asc(
-                OrderBy::path("/totals/gross").map_err(vellum::Error::from)?,
-            )],
-            limit: Some(QUERY_PAGE as u32),
-            ..Query::default()
+            cursor: Some(cursor.clone()),
+            ..range(start.threshold)?
         };
         let page = self.service.query(&self.schema_id, &query).await?;
-        check_page(page.items.len())
+        let first = page.items.first().map(|e| (&e.payload, e.entity_id));
+        start.check_next(page.items.len(), first)
     }
 }
 

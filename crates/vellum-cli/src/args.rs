@@ -100,8 +100,9 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     pub(crate) json: bool,
     /// Run only this workload (repeatable): create, update, get_latest, get_version, get_as_of,
-    /// get_many, query, bulk_import, http_get, http_create, as_of_depth_10, as_of_depth_1000,
-    /// as_of_depth_10000, latest_depth_10, latest_depth_1000, latest_depth_10000.
+    /// get_many, query, query_next, bulk_import, http_get, http_create, as_of_depth_10,
+    /// as_of_depth_1000, as_of_depth_10000, latest_depth_10, latest_depth_1000,
+    /// latest_depth_10000.
     #[arg(long = "workload", value_name = "NAME")]
     pub(crate) workloads: Vec<vellum_bench::Workload>,
     /// Concurrent clients per side, comma-separated; each workload runs at each count.

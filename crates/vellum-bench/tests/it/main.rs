@@ -16,7 +16,12 @@ use vellum_bench::{Options, Workload};
 async fn a_quick_run_reports_both_sides_in_the_json_of_the_issue() {
     let db = TestDb::new().await;
     let mut options = Options::quick();
-    options.workloads = vec![Workload::Update, Workload::Query, Workload::BulkImport];
+    options.workloads = vec![
+        Workload::Update,
+        Workload::Query,
+        Workload::QueryNext,
+        Workload::BulkImport,
+    ];
     options.clients = vec![1, 3];
     options.warmup = Duration::from_millis(50);
     options.round = Duration::from_millis(150);
@@ -27,12 +32,14 @@ async fn a_quick_run_reports_both_sides_in_the_json_of_the_issue() {
     assert_eq!(keys(&json), ["workloads", "peak_rss_mib"]);
     assert!(json["peak_rss_mib"].as_f64().is_some_and(|mib| mib > 0.0));
     let rows = json["workloads"].as_array().unwrap();
-    assert_eq!(rows.len(), 6, "{json}");
+    assert_eq!(rows.len(), 8, "{json}");
     let cells = [
         ("update", 1),
         ("update", 3),
         ("query", 1),
         ("query", 3),
+        ("query_next", 1),
+        ("query_next", 3),
         ("bulk_import", 1),
         ("bulk_import", 3),
     ];
@@ -50,7 +57,8 @@ async fn a_quick_run_reports_both_sides_in_the_json_of_the_issue() {
                 "p99_ms"
             ]
         );
-        // Each side checks every answer (a full page for `query`), so work done is right work.
+        // Each side checks every answer (a full page for the queries), so work done is right
+        // work.
         assert_eq!(row["name"], name);
         assert_eq!(row["clients"], clients);
         let number = |field: &str| {
