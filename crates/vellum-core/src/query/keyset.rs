@@ -85,9 +85,9 @@ fn key_param(sql: &mut Sql, value: &KeyValue) -> String {
 
 /// The keyset condition "after the row with these key values": the lexicographic expansion
 /// `after1 OR (equal1 AND (after2 OR (equal2 AND ..)))`, with constant-false branches left out,
-/// behind the [`leading_bound`] of the first key when it has one. With `apart`, the caller
-/// reads that part of the rows after the cursor row on its own ([`apart`]), and the condition
-/// leaves it out.
+/// behind the [`leading_bound`] of the first key when it has one, or that bound alone when it is
+/// exact. With `apart`, the caller reads that part of the rows after the cursor row on its own
+/// ([`apart`]), and the condition leaves it out.
 pub(super) fn keyset(
     sql: &mut Sql,
     keys: &[SortKey],
@@ -108,11 +108,20 @@ pub(super) fn keyset(
         1 => None,
         _ => leading_bound(sql, keys, values, filter, apart == Some(Apart::Missing)),
     };
-    let expansion = expansion(sql, keys, values);
     match bound {
-        Some(bound) => format!("{bound} AND ({expansion})"),
-        None => expansion,
+        // The expansion would only repeat it, for PostgreSQL to check on every row read.
+        Some(Bound::Exact(bound)) => bound,
+        Some(Bound::Leading(bound)) => format!("{bound} AND ({})", expansion(sql, keys, values)),
+        None => expansion(sql, keys, values),
     }
+}
+
+/// A [`leading_bound`].
+enum Bound {
+    /// The row comparison: exactly the rows after the cursor row.
+    Exact(String),
+    /// A bound on the first key, which some rows before the cursor row meet too.
+    Leading(String),
 }
 
 /// A bound on the first key that every row after the cursor row meets, for an index on that key
@@ -125,16 +134,18 @@ pub(super) fn keyset(
 ///
 /// When the first key is the only one before the `entity_id` tiebreaker (which then has its
 /// direction), the bound is the row comparison `(k, e.entity_id) < (c, id)` descending, `>`
-/// ascending: exactly "after the cursor row", which an index on `(k, entity_id)` starts its scan
-/// at, so rows sharing the cursor row's value that precede it are not read again. A row missing
-/// the path compares as `NULL` and is left out, as by `k <= c`.
+/// ascending: exactly "after the cursor row" ([`Bound::Exact`]), which an index on
+/// `(k, entity_id)` starts its scan at, so rows sharing the cursor row's value that precede it
+/// are not read again. A row missing the path compares as `NULL` and is left out, as by
+/// `k <= c`, and as the rows that may lack it must be: the bound is only taken when none of
+/// them follows the cursor row, or the caller reads them apart.
 fn leading_bound(
     sql: &mut Sql,
     keys: &[SortKey],
     values: &[KeyValue],
     filter: Option<&Filter>,
     present: bool,
-) -> Option<String> {
+) -> Option<Bound> {
     let (key, value) = (&keys[0], &values[0]);
     if matches!(value, KeyValue::Null) {
         return None;
@@ -148,12 +159,12 @@ fn leading_bound(
     let c = key_param(sql, value);
     match (keys, values) {
         ([_, tie], [_, id]) if tie.expr == KeyExpr::EntityId && tie.direction == key.direction => {
-            Some(format!(
-                "({k}, e.entity_id) {sign} ({c}, {})",
-                key_param(sql, id)
-            ))
+            let id = key_param(sql, id);
+            Some(Bound::Exact(format!(
+                "({k}, e.entity_id) {sign} ({c}, {id})"
+            )))
         }
-        _ => Some(format!("{k} {sign}= {c}")),
+        _ => Some(Bound::Leading(format!("{k} {sign}= {c}"))),
     }
 }
 

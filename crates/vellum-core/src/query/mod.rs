@@ -177,7 +177,8 @@
 //! path one of the filter's top-level `and` conditions tests; for a date-time path, a timestamp
 //! comparison: `lt`, `lte`, `gt`, `gte`, `in`, or `eq`/`ne` with a non-null value). When the
 //! first key is followed only by the tiebreaker, the bound is the row comparison
-//! `(k1, e.entity_id) < ($c, $id)` (`>` ascending), which an index on both starts at exactly.
+//! `(k1, e.entity_id) < ($c, $id)` (`>` ascending), which an index on both starts at exactly;
+//! it is then the whole keyset condition, without the expansion, which would only repeat it.
 //! On an indexed path (`x-vellum-index` or `x-vellum-ref` in the active schema) a row of the
 //! result may lack, a query of current versions reads apart a part of the rows that comes whole
 //! after the cursor row, so that each part is an index range: the rows missing the path,
