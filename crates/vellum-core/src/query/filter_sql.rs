@@ -167,9 +167,15 @@ impl FilterCompiler<'_> {
         };
         let (j, p) = self.sql.json_at(target.path);
         let v = self.sql.bind(SqlParam::Json(value.clone()));
-        Ok(format!(
-            "(jsonb_typeof(e.payload #> {p}::text[]) = '{json_type_name}' AND {j} {sign} {v}::jsonb)"
-        ))
+        // Within the value's type: a bound where the range is open towards the types `jsonb`
+        // orders after it, else a type check (the module's docs say why).
+        Ok(match (json_type_name, sign) {
+            ("number", ">" | ">=") => format!("({j} {sign} {v}::jsonb AND {j} < 'false'::jsonb)"),
+            ("string", "<" | "<=") => format!("({j} {sign} {v}::jsonb AND {j} > 'null'::jsonb)"),
+            _ => format!(
+                "(jsonb_typeof(e.payload #> {p}::text[]) = '{json_type_name}' AND {j} {sign} {v}::jsonb)"
+            ),
+        })
     }
 
     fn one_of(&mut self, target: &Target<'_>, values: &[Value]) -> Result<String, QueryError> {

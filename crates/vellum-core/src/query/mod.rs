@@ -44,7 +44,7 @@
 //! let compiled = compile(&query, &ctx)?;
 //! assert_eq!(
 //!     compiled.sql,
-//!     r#"SELECT e.entity_id, e.payload FROM "shop"."orders" e WHERE e.is_active AND e.deleted_at IS NULL AND (((e.payload #> $1::text[]) = $2::jsonb AND (jsonb_typeof(e.payload #> $3::text[]) = 'number' AND (e.payload #> $3::text[]) >= $4::jsonb))) ORDER BY e.created_at DESC, e.entity_id DESC LIMIT $5"#
+//!     r#"SELECT e.entity_id, e.payload FROM "shop"."orders" e WHERE e.is_active AND e.deleted_at IS NULL AND (((e.payload #> $1::text[]) = $2::jsonb AND ((e.payload #> $3::text[]) >= $4::jsonb AND (e.payload #> $3::text[]) < 'false'::jsonb))) ORDER BY e.created_at DESC, e.entity_id DESC LIMIT $5"#
 //! );
 //! assert_eq!(compiled.limit(), 20);
 //! # Ok::<(), vellum_core::query::QueryError>(())
@@ -134,12 +134,19 @@
 //! | operator | SQL |
 //! |---|---|
 //! | `eq ne` | `J = $v::jsonb`, `J <> $v::jsonb`; date-time: `D = $v::timestamptz` |
-//! | `lt lte gt gte` | `(jsonb_typeof(J) = 'number' AND J < $v::jsonb)` (`'string'` for strings); date-time: `D < $v::timestamptz` |
+//! | `lt lte gt gte` | numbers: `(J > $v::jsonb AND J < 'false'::jsonb)` for `gt`/`gte`, `(jsonb_typeof(J) = 'number' AND J < $v::jsonb)` for `lt`/`lte`; strings: `(J < $v::jsonb AND J > 'null'::jsonb)` for `lt`/`lte`, `(jsonb_typeof(J) = 'string' AND J > $v::jsonb)` for `gt`/`gte`; date-time: `D < $v::timestamptz` |
 //! | `in` | `J = ANY($v::jsonb[])`; date-time `D = ANY($v::timestamptz[])`; empty list: `false` |
 //! | `contains` | string: `strpos(T, $v::text) > 0`; array: `J @> $v::jsonb` (value `[x]`); object: `J @> $v::jsonb`; untyped: see above |
 //! | `starts_with` | `starts_with(T, $v::text)`; untyped: `(jsonb_typeof(J) = 'string' AND starts_with(T, $v::text))` |
 //! | `exists` | `J IS NOT NULL` |
 //! | `and`, `or`, `not` | `(a AND b)`, `(a OR b)`, `NOT COALESCE(a, false)`; empty `and`/`or`: `true`/`false` |
+//!
+//! A range matches values of its value's type only. `jsonb` orders values of different types by
+//! type (null, strings, numbers, booleans, arrays, objects; a top-level `[]` before null), so a
+//! range open towards the types after its own is closed by the least value past it (`false`
+//! after numbers, `null` before strings): a second bound an index applies, where a type check
+//! reads each row's document. A range open the other way checks the type: no string is greatest
+//! and no number least.
 //!
 //! The statement (live, then as of a timestamp):
 //!

@@ -169,21 +169,32 @@ fn eq_null_matches_an_explicit_json_null_on_any_kind() {
     }
 }
 
+/// A range open towards the types `jsonb` orders after its own (numbers from below) is closed by
+/// the least boolean, one open towards the types before it (strings from above) by `null`; the
+/// other two check the type.
 #[test]
 fn range_operators_guard_the_json_type() {
+    let j = "(e.payload #> $1::text[])";
+    let typed = |name: &str, sign: &str| {
+        format!("(jsonb_typeof(e.payload #> $1::text[]) = '{name}' AND {j} {sign} $2::jsonb)")
+    };
     for (op, sign) in [("lt", "<"), ("lte", "<="), ("gt", ">"), ("gte", ">=")] {
+        let number = match sign {
+            ">" | ">=" => format!("({j} {sign} $2::jsonb AND {j} < 'false'::jsonb)"),
+            _ => typed("number", sign),
+        };
         assert_filter(
             json!({"path": "/total", "op": op, "value": 100}),
-            &format!(
-                "(jsonb_typeof(e.payload #> $1::text[]) = 'number' AND (e.payload #> $1::text[]) {sign} $2::jsonb)"
-            ),
+            &number,
             vec![path(&["total"]), jsonb(json!(100))],
         );
+        let string = match sign {
+            "<" | "<=" => format!("({j} {sign} $2::jsonb AND {j} > 'null'::jsonb)"),
+            _ => typed("string", sign),
+        };
         assert_filter(
             json!({"path": "/customer/name", "op": op, "value": "M"}),
-            &format!(
-                "(jsonb_typeof(e.payload #> $1::text[]) = 'string' AND (e.payload #> $1::text[]) {sign} $2::jsonb)"
-            ),
+            &string,
             vec![path(&["customer", "name"]), jsonb(json!("M"))],
         );
     }
@@ -192,13 +203,13 @@ fn range_operators_guard_the_json_type() {
 #[test]
 fn range_operators_on_untyped_paths_take_the_type_of_the_value() {
     assert_filter(
-        json!({"path": "/meta/score", "op": "gt", "value": 3}),
-        "(jsonb_typeof(e.payload #> $1::text[]) = 'number' AND (e.payload #> $1::text[]) > $2::jsonb)",
+        json!({"path": "/meta/score", "op": "lt", "value": 3}),
+        "(jsonb_typeof(e.payload #> $1::text[]) = 'number' AND (e.payload #> $1::text[]) < $2::jsonb)",
         vec![path(&["meta", "score"]), jsonb(json!(3))],
     );
     assert_filter(
         json!({"path": "/meta/code", "op": "lte", "value": "B"}),
-        "(jsonb_typeof(e.payload #> $1::text[]) = 'string' AND (e.payload #> $1::text[]) <= $2::jsonb)",
+        "((e.payload #> $1::text[]) <= $2::jsonb AND (e.payload #> $1::text[]) > 'null'::jsonb)",
         vec![path(&["meta", "code"]), jsonb(json!("B"))],
     );
 }

@@ -928,3 +928,57 @@ async fn date_time_paths_tolerate_documents_of_older_versions() {
     let found: Vec<&Value> = page.items.iter().map(|e| &e.payload["at"]).collect();
     assert_eq!(found, [&json!("2026-03-01T00:00:00Z")]);
 }
+
+/// A range compares values of its own type only, whatever else documents hold at the path:
+/// `jsonb` orders every type against every other, booleans, arrays and objects after numbers.
+#[tokio::test]
+async fn range_filters_match_only_values_of_their_type() {
+    let f = Fixture::empty().await;
+    let any = id("any");
+    f.service
+        .schemas()
+        .register(&any, v("1.0.0"), json!({"type": "object"}), false)
+        .await
+        .unwrap();
+    let values = [
+        json!(null),
+        json!(false),
+        json!(true),
+        json!(-1e308),
+        json!(0),
+        json!(1.5),
+        json!(1e308),
+        json!(""),
+        json!("a"),
+        json!("zzz"),
+        json!([]),
+        json!([0]),
+        json!([[]]),
+        json!({}),
+        json!({"a": 1}),
+    ];
+    let mut uow = f.service.begin("loader").await.unwrap();
+    let mut documents = vec![json!({})];
+    documents.extend(values.iter().map(|value| json!({"v": value})));
+    for document in &documents {
+        uow.create(&any, document.clone(), WriteOptions::default())
+            .await
+            .unwrap();
+    }
+    uow.commit().await.unwrap();
+
+    for op in ["lt", "lte", "gt", "gte"] {
+        for value in [json!(0), json!(1.5), json!(""), json!("a")] {
+            let filter = json!({"path": "/v", "op": op, "value": value});
+            let want: Vec<&Value> = values
+                .iter()
+                .filter(|found| typed_condition(&filter, found))
+                .collect();
+            let query: Query = serde_json::from_value(json!({"filter": filter})).unwrap();
+            let page = f.service.query(&any, &query).await.unwrap();
+            let mut got: Vec<&Value> = page.items.iter().map(|e| &e.payload["v"]).collect();
+            got.sort_by_key(|found| values.iter().position(|v| v == *found));
+            assert_eq!(got, want, "{filter}");
+        }
+    }
+}
