@@ -103,6 +103,15 @@ impl Workload {
         }
     }
 
+    /// Whether the workload writes: adds rows the planner's statistics of the entity table do
+    /// not know of until it is analyzed again.
+    pub(crate) fn writes(self) -> bool {
+        matches!(
+            self,
+            Workload::Create | Workload::Update | Workload::BulkImport | Workload::HttpCreate
+        )
+    }
+
     /// The number of versions of the entity an `as_of_depth_N` or `latest_depth_N` workload
     /// reads.
     pub(crate) fn depth(self) -> Option<u32> {
