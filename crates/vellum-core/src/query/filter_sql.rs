@@ -167,8 +167,8 @@ impl FilterCompiler<'_> {
         };
         let (j, p) = self.sql.json_at(target.path);
         let v = self.sql.bind(SqlParam::Json(value.clone()));
-        // Within the value's type: a bound where the range is open towards the types `jsonb`
-        // orders after it, else a type check (the module's docs say why).
+        // Within the value's type: bounded by the `jsonb` value next to its type on the open
+        // side where there is one, else a type check (the module's docs say why).
         Ok(match (json_type_name, sign) {
             ("number", ">" | ">=") => format!("({j} {sign} {v}::jsonb AND {j} < 'false'::jsonb)"),
             ("string", "<" | "<=") => format!("({j} {sign} {v}::jsonb AND {j} > 'null'::jsonb)"),

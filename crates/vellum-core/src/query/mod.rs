@@ -143,10 +143,10 @@
 //!
 //! A range matches values of its value's type only. `jsonb` orders values of different types by
 //! type (null, strings, numbers, booleans, arrays, objects; a top-level `[]` before null), so a
-//! range open towards the types after its own is closed by the least value past it (`false`
-//! after numbers, `null` before strings): a second bound an index applies, where a type check
-//! reads each row's document. A range open the other way checks the type: no string is greatest
-//! and no number least.
+//! range is closed on its open side by the value next to its type where there is one: `false`,
+//! the least boolean, above numbers, and `null` below strings. That is a second bound an index
+//! applies, where a type check reads each row's document. The other two (numbers downwards,
+//! strings upwards) check the type: no string is greatest and no number least.
 //!
 //! The statement (live, then as of a timestamp):
 //!

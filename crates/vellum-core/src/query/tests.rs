@@ -169,9 +169,9 @@ fn eq_null_matches_an_explicit_json_null_on_any_kind() {
     }
 }
 
-/// A range open towards the types `jsonb` orders after its own (numbers from below) is closed by
-/// the least boolean, one open towards the types before it (strings from above) by `null`; the
-/// other two check the type.
+/// A range on numbers open upwards is closed by `false`, the least boolean `jsonb` orders after
+/// every number, and one on strings open downwards by `null`, before every string; the other two
+/// check the type.
 #[test]
 fn range_operators_guard_the_json_type() {
     let j = "(e.payload #> $1::text[])";
