@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer, ser::SerializeMap};
 
 use crate::{
     SoakResult, Workload,
@@ -11,10 +11,12 @@ use crate::{
     stats::{self, round},
 };
 
-/// What a run measured. Serializes to the JSON of `vellum bench --json`:
-/// `{"workloads": [...], "peak_rss_mib": ...}`, with `"soak": {...}` after them when the run
-/// had a soak.
-#[derive(Debug, Clone, Serialize)]
+/// What a run measured. Serializes to the JSON of `vellum bench --json`: the issue's
+/// `{"workloads": [...], "peak_rss_mib": ...}`, then `"soak": {...}` when the run had a soak,
+/// `"validation": {...}` when `create` ran, `"history_growth": {...}` when a pair of depth
+/// workloads ran, and `"targets": [...]`, where each target of issue 7 stands (what the table
+/// ends with).
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Report {
     /// One entry per workload and client count, in the order they ran.
@@ -23,19 +25,45 @@ pub struct Report {
     /// together), from `VmHWM`; `None` off Linux.
     pub peak_rss_mib: Option<f64>,
     /// The cost of schema validation within vellum's create, when `create` ran.
-    #[serde(skip)]
     pub validation: Option<ValidationCost>,
     /// As-of latency on 10,000 versions against 10, when `as_of_depth_10` and
     /// `as_of_depth_10000` ran.
-    #[serde(skip)]
     pub as_of_depth: Option<DepthCost>,
     /// Latest-read latency on 10,000 versions against 10, when `latest_depth_10` and
     /// `latest_depth_10000` ran.
-    #[serde(skip)]
     pub latest_depth: Option<DepthCost>,
     /// The memory soak, when the run had one.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub soak: Option<SoakResult>,
+}
+
+impl Serialize for Report {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("workloads", &self.workloads)?;
+        map.serialize_entry("peak_rss_mib", &self.peak_rss_mib)?;
+        if let Some(soak) = &self.soak {
+            map.serialize_entry("soak", soak)?;
+        }
+        if let Some(validation) = &self.validation {
+            map.serialize_entry("validation", validation)?;
+        }
+        if self.as_of_depth.is_some() || self.latest_depth.is_some() {
+            #[derive(Serialize)]
+            struct Growth<'a> {
+                #[serde(skip_serializing_if = "Option::is_none")]
+                as_of: Option<&'a DepthCost>,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                latest: Option<&'a DepthCost>,
+            }
+            let growth = Growth {
+                as_of: self.as_of_depth.as_ref(),
+                latest: self.latest_depth.as_ref(),
+            };
+            map.serialize_entry("history_growth", &growth)?;
+        }
+        map.serialize_entry("targets", &self.targets())?;
+        map.end()
+    }
 }
 
 /// One workload at one client count.
@@ -95,6 +123,17 @@ impl ValidationCost {
     }
 }
 
+/// `{"validate_us", "write_cpu_us", "percent"}`, rounded as the table shows them.
+impl Serialize for ValidationCost {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("validate_us", &round(self.validate_us, 1))?;
+        map.serialize_entry("write_cpu_us", &round(self.write_cpu_us, 1))?;
+        map.serialize_entry("percent", &round(self.percent(), 2))?;
+        map.end()
+    }
+}
+
 /// Median latency of vellum's reads of one kind (as of a time, or the latest version) on an
 /// entity with 10,000 versions and on one with 10, measured round by round in the same cell at
 /// the run's smallest client count.
@@ -135,6 +174,19 @@ impl DepthCost {
     }
 }
 
+/// `{"clients", "deep_p50_ms", "shallow_p50_ms", "ratio"}`; `ratio` is null when the shallow
+/// p50 is zero.
+impl Serialize for DepthCost {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(4))?;
+        map.serialize_entry("clients", &self.clients)?;
+        map.serialize_entry("deep_p50_ms", &self.deep_p50_ms)?;
+        map.serialize_entry("shallow_p50_ms", &self.shallow_p50_ms)?;
+        map.serialize_entry("ratio", &self.ratio().map(|ratio| round(ratio, 3)))?;
+        map.end()
+    }
+}
+
 /// Where a target of issue 7 stands in this run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -157,6 +209,25 @@ pub struct Target {
     pub status: Status,
     /// The numbers it was judged on.
     pub detail: String,
+}
+
+/// `{"goal", "status", "detail"}`, `status` one of `"met"`, `"not_met"` and `"not_measured"`;
+/// a target not measured has a `"reason"` after its status.
+impl Serialize for Target {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("goal", self.goal)?;
+        match &self.status {
+            Status::Met => map.serialize_entry("status", "met")?,
+            Status::NotMet => map.serialize_entry("status", "not_met")?,
+            Status::NotMeasured(reason) => {
+                map.serialize_entry("status", "not_measured")?;
+                map.serialize_entry("reason", reason)?;
+            }
+        }
+        map.serialize_entry("detail", &self.detail)?;
+        map.end()
+    }
 }
 
 impl Report {
@@ -444,6 +515,14 @@ mod tests {
         }
     }
 
+    fn keys(json: &serde_json::Value) -> Vec<&str> {
+        json.as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect()
+    }
+
     fn status(report: &Report, goal_prefix: &str) -> Status {
         report
             .targets()
@@ -529,17 +608,76 @@ mod tests {
     }
 
     #[test]
-    fn json_has_exactly_the_issue_fields() {
+    fn json_has_the_issue_fields_then_what_the_targets_were_judged_on() {
         let json = serde_json::to_value(report(vec![row("get_many", 8, 0.5, 1.25)])).unwrap();
         assert_eq!(
-            json,
-            serde_json::json!({
-                "workloads": [{"name": "get_many", "clients": 8, "vellum_ops_s": 500.0,
-                               "baseline_ops_s": 1000.0, "ratio": 0.5, "p50_ms": 1.25,
-                               "p99_ms": 2.5}],
-                "peak_rss_mib": 42.0
-            })
+            keys(&json),
+            ["workloads", "peak_rss_mib", "validation", "targets"]
         );
+        assert_eq!(
+            json["workloads"],
+            serde_json::json!([{"name": "get_many", "clients": 8, "vellum_ops_s": 500.0,
+                                "baseline_ops_s": 1000.0, "ratio": 0.5, "p50_ms": 1.25,
+                                "p99_ms": 2.5}])
+        );
+        assert_eq!(json["peak_rss_mib"], 42.0);
+        assert_eq!(
+            json["validation"],
+            serde_json::json!({"validate_us": 10.0, "write_cpu_us": 400.0, "percent": 2.5})
+        );
+        let targets = json["targets"].as_array().unwrap();
+        assert_eq!(targets.len(), report(vec![]).targets().len());
+        let target = |goal: &str| {
+            targets
+                .iter()
+                .find(|t| t["goal"].as_str().unwrap().starts_with(goal))
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(
+            target("get_many"),
+            serde_json::json!({"goal": "get_many (100 ids) >= 0.9x raw = ANY($1)",
+                               "status": "not_met", "detail": "0.500x at 8"})
+        );
+        assert_eq!(target("schema validation")["status"], "met");
+        assert_eq!(
+            target("create"),
+            serde_json::json!({"goal": "create >= 0.8x raw", "status": "not_measured",
+                               "reason": "create did not run", "detail": ""})
+        );
+    }
+
+    #[test]
+    fn json_has_the_history_growth_measured() {
+        let depth = |deep_p50_ms| {
+            Some(DepthCost {
+                clients: 1,
+                deep_p50_ms,
+                shallow_p50_ms: 0.2,
+            })
+        };
+        let latest_only = Report {
+            validation: None,
+            latest_depth: depth(0.21),
+            ..report(vec![])
+        };
+        let json = serde_json::to_value(&latest_only).unwrap();
+        assert_eq!(
+            keys(&json),
+            ["workloads", "peak_rss_mib", "history_growth", "targets"]
+        );
+        assert_eq!(
+            json["history_growth"],
+            serde_json::json!({"latest": {"clients": 1, "deep_p50_ms": 0.21,
+                                          "shallow_p50_ms": 0.2, "ratio": 1.05}})
+        );
+        let both = Report {
+            as_of_depth: depth(0.3),
+            ..latest_only
+        };
+        let json = serde_json::to_value(&both).unwrap();
+        assert_eq!(keys(&json["history_growth"]), ["as_of", "latest"]);
+        assert_eq!(json["history_growth"]["as_of"]["ratio"], 1.5);
     }
 
     #[test]
@@ -559,17 +697,12 @@ mod tests {
     #[test]
     fn json_adds_the_soak_after_the_issue_fields() {
         let json = serde_json::to_value(with_soak(soak(300, 0.0))).unwrap();
-        let keys: Vec<&str> = json
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        assert_eq!(keys, ["workloads", "peak_rss_mib", "soak"]);
-        let soak = json["soak"].as_object().unwrap();
-        let fields: Vec<&str> = soak.keys().map(String::as_str).collect();
         assert_eq!(
-            fields,
+            keys(&json),
+            ["workloads", "peak_rss_mib", "soak", "validation", "targets"]
+        );
+        assert_eq!(
+            keys(&json["soak"]),
             [
                 "seconds",
                 "clients",

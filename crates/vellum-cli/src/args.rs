@@ -95,8 +95,8 @@ pub(crate) struct BenchArgs {
     /// Shorter rounds: the whole suite in under a minute.
     #[arg(long)]
     pub(crate) quick: bool,
-    /// Print {"workloads": [...], "peak_rss_mib": ...} instead of the table (and "soak": {...}
-    /// with --soak).
+    /// Print JSON instead of the table: {"workloads": [...], "peak_rss_mib": ...}, then "soak",
+    /// "validation" and "history_growth" when measured, and "targets" (see docs/BENCHMARKS.md).
     #[arg(long)]
     pub(crate) json: bool,
     /// Run only this workload (repeatable): create, update, get_latest, get_version, get_as_of,

@@ -29,7 +29,23 @@ async fn a_quick_run_reports_both_sides_in_the_json_of_the_issue() {
     let report = vellum_bench::run(db.config(), &options).await.unwrap();
 
     let json = serde_json::to_value(&report).unwrap();
-    assert_eq!(keys(&json), ["workloads", "peak_rss_mib"]);
+    // The issue's two keys, then where the targets stand: no create ran, so no validation.
+    assert_eq!(keys(&json), ["workloads", "peak_rss_mib", "targets"]);
+    let status = |goal: &str| {
+        json["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["goal"].as_str().unwrap().starts_with(goal))
+            .map(|t| t["status"].as_str().unwrap())
+            .unwrap()
+    };
+    assert!(["met", "not_met"].contains(&status("update")), "{json}");
+    assert!(
+        ["met", "not_met"].contains(&status("bulk_import")),
+        "{json}"
+    );
+    assert_eq!(status("create"), "not_measured", "{json}");
     assert!(json["peak_rss_mib"].as_f64().is_some_and(|mib| mib > 0.0));
     let rows = json["workloads"].as_array().unwrap();
     assert_eq!(rows.len(), 8, "{json}");
@@ -99,6 +115,13 @@ async fn validation_is_measured_in_the_creates_themselves() {
         cost.validate_us > 0.0 && cost.validate_us < cost.write_cpu_us,
         "{cost:?}"
     );
+    let json = serde_json::to_value(&report).unwrap();
+    assert!(
+        json["validation"]["percent"]
+            .as_f64()
+            .is_some_and(|percent| percent > 0.0 && percent < 100.0),
+        "{json}"
+    );
 }
 
 /// History growth: as-of and latest reads, each on 10,000 versions against 10 in the same
@@ -151,6 +174,8 @@ async fn the_two_depths_are_measured_against_each_other_in_the_same_rounds() {
         "{target:?}"
     );
     assert!(target.detail.contains("same rounds"), "{target:?}");
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(keys(&json["history_growth"]), ["as_of", "latest"], "{json}");
     let table = report.table();
     assert!(table.contains("history growth"), "{table}");
     assert!(table.contains("\n  latest   "), "{table}");
@@ -169,7 +194,10 @@ async fn a_short_soak_samples_memory_under_checked_http_load() {
     // The soak alone: no workload ran.
     assert!(report.workloads.is_empty(), "{:?}", report.workloads);
     let json = serde_json::to_value(&report).unwrap();
-    assert_eq!(keys(&json), ["workloads", "peak_rss_mib", "soak"]);
+    assert_eq!(
+        keys(&json),
+        ["workloads", "peak_rss_mib", "soak", "targets"]
+    );
     let soak = &json["soak"];
     let fields = keys(soak);
     assert_eq!(
