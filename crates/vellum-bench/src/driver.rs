@@ -7,7 +7,10 @@ use std::{
 
 use vellum::Store;
 
-use crate::{Error, Options, Result, process, stats::Samples};
+use crate::{
+    Error, Options, Result, process,
+    stats::{self, Samples},
+};
 
 /// One client of a workload: a tokio task calls [`op`](Self::op) in a loop. It owns whatever
 /// state it keeps between operations (its random generator, the versions it last wrote).
@@ -26,6 +29,10 @@ pub(crate) struct Comparison {
     /// The time the store's units of work spent validating documents in those rounds (wall
     /// time around each check, as `UowStats::validation_time` counts it).
     pub(crate) vellum_validation: Duration,
+    /// vellum's throughput over the baseline's in each round (the two runs of one round, side
+    /// by side), for the spread of the ratio; rounds where the baseline did nothing are left
+    /// out.
+    pub(crate) round_ratios: Vec<f64>,
 }
 
 /// Warms both sides up, then runs `options.rounds` measured rounds of each, alternating which
@@ -41,28 +48,41 @@ pub(crate) async fn compare<V: Client, B: Client>(
     (vellum, _) = run_for(vellum, options.warmup).await?;
     (baseline, _) = run_for(baseline, options.warmup).await?;
     for round in 0..options.rounds {
-        if round % 2 == 1 {
-            let samples;
-            (baseline, samples) = run_for(baseline, options.round).await?;
-            comparison.baseline.merge(samples);
-        }
-        let cpu_before = process::cpu_time()?;
-        let validation_before = store.uow_stats().validation_time;
-        let samples;
-        (vellum, samples) = run_for(vellum, options.round).await?;
-        comparison.vellum_cpu += process::cpu_time()?.saturating_sub(cpu_before);
-        comparison.vellum_validation += store
-            .uow_stats()
-            .validation_time
-            .saturating_sub(validation_before);
-        comparison.vellum.merge(samples);
+        let (vellum_round, baseline_round);
         if round % 2 == 0 {
-            let samples;
-            (baseline, samples) = run_for(baseline, options.round).await?;
-            comparison.baseline.merge(samples);
+            (vellum, vellum_round) = run_vellum(vellum, store, options, &mut comparison).await?;
+            (baseline, baseline_round) = run_for(baseline, options.round).await?;
+        } else {
+            (baseline, baseline_round) = run_for(baseline, options.round).await?;
+            (vellum, vellum_round) = run_vellum(vellum, store, options, &mut comparison).await?;
         }
+        comparison.round_ratios.extend(stats::ratio(
+            vellum_round.ops_per_second(),
+            baseline_round.ops_per_second(),
+        ));
+        comparison.vellum.merge(vellum_round);
+        comparison.baseline.merge(baseline_round);
     }
     Ok(comparison)
+}
+
+/// One measured round of vellum's side, adding the process's CPU time and the store's
+/// validation time over it to `comparison`.
+async fn run_vellum<V: Client>(
+    vellum: Vec<V>,
+    store: &Store,
+    options: &Options,
+    comparison: &mut Comparison,
+) -> Result<(Vec<V>, Samples)> {
+    let cpu_before = process::cpu_time()?;
+    let validation_before = store.uow_stats().validation_time;
+    let (vellum, samples) = run_for(vellum, options.round).await?;
+    comparison.vellum_cpu += process::cpu_time()?.saturating_sub(cpu_before);
+    comparison.vellum_validation += store
+        .uow_stats()
+        .validation_time
+        .saturating_sub(validation_before);
+    Ok((vellum, samples))
 }
 
 /// Runs every client in its own task until `duration` has passed; each finishes the operation

@@ -84,6 +84,10 @@ pub struct WorkloadResult {
     pub p50_ms: f64,
     /// 99th-percentile latency of vellum's operations, in milliseconds.
     pub p99_ms: f64,
+    /// How far `ratio` may move from run to run: half the width of a 95% confidence interval
+    /// for the mean of the per-round ratios (Student's t over the rounds, each round's two
+    /// runs side by side). `None` with fewer than two rounds.
+    pub ratio_margin: Option<f64>,
 }
 
 impl WorkloadResult {
@@ -99,6 +103,15 @@ impl WorkloadResult {
             ratio: stats::ratio(vellum_ops_s, baseline_ops_s).map(|r| round(r, 3)),
             p50_ms: ms(50.0),
             p99_ms: ms(99.0),
+            ratio_margin: stats::margin(&comparison.round_ratios).map(|m| round(m, 3)),
+        }
+    }
+
+    /// Whether `line` lies within `ratio ± ratio_margin`: this run cannot tell the two apart.
+    fn within_margin(&self, line: f64) -> bool {
+        match (self.ratio, self.ratio_margin) {
+            (Some(ratio), Some(margin)) => (ratio - line).abs() <= margin,
+            _ => false,
         }
     }
 }
@@ -248,15 +261,23 @@ impl Report {
         let met = rows
             .iter()
             .all(|r| r.ratio.is_some_and(|ratio| ratio >= min));
-        let detail = rows
+        let mut detail = rows
             .iter()
-            .map(|r| match r.ratio {
+            .map(|r| match (r.ratio, r.ratio_margin) {
                 // Three decimals, as judged: 0.898 must not read as 0.90.
-                Some(ratio) => format!("{ratio:.3}x at {}", r.clients),
-                None => format!("no baseline at {}", r.clients),
+                (Some(ratio), Some(margin)) => format!("{ratio:.3}x ±{margin:.3} at {}", r.clients),
+                (Some(ratio), None) => format!("{ratio:.3}x at {}", r.clients),
+                (None, _) => format!("no baseline at {}", r.clients),
             })
             .collect::<Vec<_>>()
             .join(", ");
+        let under: Vec<_> = rows
+            .iter()
+            .filter(|r| r.ratio.is_some_and(|ratio| ratio < min))
+            .collect();
+        if !under.is_empty() && under.iter().all(|r| r.within_margin(min)) {
+            detail.push_str("; the line is within the margin of each cell under it");
+        }
         Target {
             goal,
             status: if met { Status::Met } else { Status::NotMet },
@@ -383,7 +404,7 @@ impl Report {
         if !self.workloads.is_empty() {
             let _ = writeln!(
                 out,
-                "{:<18} {:>7} {:>12} {:>14} {:>7} {:>8} {:>8}",
+                "{:<18} {:>7} {:>12} {:>14} {:>12} {:>8} {:>8}",
                 "workload",
                 "clients",
                 "vellum ops/s",
@@ -394,10 +415,14 @@ impl Report {
             );
         }
         for w in &self.workloads {
-            let ratio = w.ratio.map_or("-".to_string(), |r| format!("{r:.2}"));
+            let ratio = match (w.ratio, w.ratio_margin) {
+                (Some(r), Some(m)) => format!("{r:.2} ±{m:.2}"),
+                (Some(r), None) => format!("{r:.2}"),
+                (None, _) => "-".to_string(),
+            };
             let _ = writeln!(
                 out,
-                "{:<18} {:>7} {:>12.1} {:>14.1} {:>7} {:>8.3} {:>8.3}",
+                "{:<18} {:>7} {:>12.1} {:>14.1} {:>12} {:>8.3} {:>8.3}",
                 w.name, w.clients, w.vellum_ops_s, w.baseline_ops_s, ratio, w.p50_ms, w.p99_ms
             );
         }
@@ -475,6 +500,14 @@ mod tests {
             ratio: Some(ratio),
             p50_ms,
             p99_ms: p50_ms * 2.0,
+            ratio_margin: None,
+        }
+    }
+
+    fn with_margin(row: WorkloadResult, margin: f64) -> WorkloadResult {
+        WorkloadResult {
+            ratio_margin: Some(margin),
+            ..row
         }
     }
 
@@ -617,8 +650,8 @@ mod tests {
         assert_eq!(
             json["workloads"],
             serde_json::json!([{"name": "get_many", "clients": 8, "vellum_ops_s": 500.0,
-                                "baseline_ops_s": 1000.0, "ratio": 0.5, "p50_ms": 1.25,
-                                "p99_ms": 2.5}])
+                                 "baseline_ops_s": 1000.0, "ratio": 0.5, "p50_ms": 1.25,
+                                "p99_ms": 2.5, "ratio_margin": null}])
         );
         assert_eq!(json["peak_rss_mib"], 42.0);
         assert_eq!(
@@ -741,6 +774,30 @@ mod tests {
         let table = report(vec![row("create", 1, 0.5, 1.0)]).table();
         assert!(table.contains("create >= 0.8x raw"), "{table}");
         assert!(table.contains("NOT MET (0.500x at 1)"), "{table}");
+    }
+
+    #[test]
+    fn the_margin_shows_and_says_when_the_line_is_within_it() {
+        let report = report(vec![
+            with_margin(row("create", 1, 0.85, 1.0), 0.02),
+            with_margin(row("create", 8, 0.78, 1.0), 0.03),
+            with_margin(row("update", 1, 0.90, 1.0), 0.02),
+            with_margin(row("update", 8, 0.75, 1.0), 0.03),
+        ]);
+        let table = report.table();
+        assert!(table.contains(" 0.78 ±0.03 "), "{table}");
+        assert!(
+            table.contains(
+                "NOT MET (0.850x ±0.020 at 1, 0.780x ±0.030 at 8; the line is within the \
+                 margin of each cell under it)"
+            ),
+            "{table}"
+        );
+        // 0.75 ± 0.03 does not reach 0.8: the run tells them apart.
+        assert!(
+            table.contains("NOT MET (0.900x ±0.020 at 1, 0.750x ±0.030 at 8)\n"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -61,6 +61,27 @@ pub(crate) fn ratio(vellum_ops_s: f64, baseline_ops_s: f64) -> Option<f64> {
     (baseline_ops_s > 0.0).then(|| vellum_ops_s / baseline_ops_s)
 }
 
+/// Student's t at 97.5% for 1 to 30 degrees of freedom: the factor of a two-sided 95%
+/// interval for a mean of 2 to 31 values.
+const T_975: [f64; 30] = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+    2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+    2.052, 2.048, 2.045, 2.042,
+];
+
+/// Half the width of a 95% confidence interval for the mean of `values` (Student's t): how far
+/// the mean of measurements like these moves from run to run. `None` for fewer than two values.
+pub(crate) fn margin(values: &[f64]) -> Option<f64> {
+    let n = values.len();
+    if n < 2 {
+        return None;
+    }
+    let mean = values.iter().sum::<f64>() / n as f64;
+    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    let t = T_975.get(n - 2).copied().unwrap_or(1.96);
+    Some(t * (variance / n as f64).sqrt())
+}
+
 /// What vellum's creates cost the process, summed over cells: CPU time, the part of it spent
 /// validating documents, and how many creates.
 #[derive(Debug, Default, Clone, Copy)]
@@ -138,6 +159,22 @@ mod tests {
         assert_eq!(ratio(1500.0, 1000.0), Some(1.5));
         assert_eq!(ratio(0.0, 1000.0), Some(0.0));
         assert_eq!(ratio(1000.0, 0.0), None);
+    }
+
+    #[test]
+    fn the_margin_is_the_half_width_of_a_95_percent_interval_of_the_mean() {
+        assert_eq!(margin(&[]), None);
+        assert_eq!(margin(&[0.9]), None);
+        assert_eq!(margin(&[0.5, 0.5, 0.5]), Some(0.0));
+        // Mean 0.9, sample standard deviation 0.1, t(2) = 4.303: 4.303 * 0.1 / sqrt(3).
+        let three = margin(&[0.8, 0.9, 1.0]).unwrap();
+        assert!((three - 0.248_434).abs() < 1e-6, "{three}");
+        // Past 31 values, the normal factor.
+        let many: Vec<f64> = (0..40)
+            .map(|i| if i % 2 == 0 { 0.8 } else { 1.0 })
+            .collect();
+        let expected = 1.96 * (0.4 / 39.0_f64).sqrt() / 40.0_f64.sqrt();
+        assert!((margin(&many).unwrap() - expected).abs() < 1e-9);
     }
 
     #[test]

@@ -70,7 +70,8 @@ async fn a_quick_run_reports_both_sides_in_the_json_of_the_issue() {
                 "baseline_ops_s",
                 "ratio",
                 "p50_ms",
-                "p99_ms"
+                "p99_ms",
+                "ratio_margin"
             ]
         );
         // Each side checks every answer (a full page for the queries), so work done is right
@@ -89,6 +90,8 @@ async fn a_quick_run_reports_both_sides_in_the_json_of_the_issue() {
         );
         assert!(number("ratio") > 0.0 && number("p50_ms") > 0.0, "{row}");
         assert!(number("p99_ms") >= number("p50_ms"), "{row}");
+        // Four rounds: a margin from their spread, none of which is negative.
+        assert!(number("ratio_margin") >= 0.0, "{row}");
     }
     let table = report.table();
     assert!(
