@@ -84,9 +84,10 @@ pub struct WorkloadResult {
     pub p50_ms: f64,
     /// 99th-percentile latency of vellum's operations, in milliseconds.
     pub p99_ms: f64,
-    /// How far `ratio` may move from run to run: half the width of a 95% confidence interval
-    /// for the mean of the per-round ratios (Student's t over the rounds, each round's two
-    /// runs side by side). `None` with fewer than two rounds.
+    /// How far the ratio's rounds spread in this run: half the width of a 95% confidence
+    /// interval for the mean of the per-round ratios (Student's t over the rounds, each round's
+    /// two runs side by side). Runs at other moments of a shared machine can differ by more.
+    /// `None` with fewer than two rounds.
     pub ratio_margin: Option<f64>,
 }
 
@@ -650,7 +651,7 @@ mod tests {
         assert_eq!(
             json["workloads"],
             serde_json::json!([{"name": "get_many", "clients": 8, "vellum_ops_s": 500.0,
-                                 "baseline_ops_s": 1000.0, "ratio": 0.5, "p50_ms": 1.25,
+                                "baseline_ops_s": 1000.0, "ratio": 0.5, "p50_ms": 1.25,
                                 "p99_ms": 2.5, "ratio_margin": null}])
         );
         assert_eq!(json["peak_rss_mib"], 42.0);

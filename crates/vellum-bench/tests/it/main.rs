@@ -90,7 +90,7 @@ async fn a_quick_run_reports_both_sides_in_the_json_of_the_issue() {
         );
         assert!(number("ratio") > 0.0 && number("p50_ms") > 0.0, "{row}");
         assert!(number("p99_ms") >= number("p50_ms"), "{row}");
-        // Four rounds: a margin from their spread, none of which is negative.
+        // Four rounds, so a margin from their spread, never negative.
         assert!(number("ratio_margin") >= 0.0, "{row}");
     }
     let table = report.table();
