@@ -162,6 +162,16 @@ impl Raw {
         Ok(self.pool.get().await?)
     }
 
+    /// The process id of the server process behind one of the pool's connections.
+    pub(crate) async fn backend_pid(&self) -> Result<i32> {
+        let row = self
+            .client()
+            .await?
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await?;
+        Ok(row.get(0))
+    }
+
     /// Refreshes the planner's statistics of the entity table after a load, as autovacuum
     /// would in time: reads are then planned as on a table in service, and not differently once
     /// autovacuum gets to the table in the middle of a run.

@@ -5,10 +5,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use vellum::Store;
-
 use crate::{
-    Error, Options, Result, process,
+    Error, Options, Result,
+    fixture::Fixture,
+    process,
     stats::{self, Samples},
 };
 
@@ -29,6 +29,9 @@ pub(crate) struct Comparison {
     /// The time the store's units of work spent validating documents in those rounds (wall
     /// time around each check, as `UowStats::validation_time` counts it).
     pub(crate) vellum_validation: Duration,
+    /// CPU time of the PostgreSQL server's processes during vellum's measured rounds, when
+    /// it runs on this machine.
+    pub(crate) vellum_server_cpu: Option<Duration>,
     /// vellum's throughput over the baseline's in each round (the two runs of one round, side
     /// by side), for the spread of the ratio; rounds where the baseline did nothing are left
     /// out.
@@ -36,12 +39,12 @@ pub(crate) struct Comparison {
 }
 
 /// Warms both sides up, then runs `options.rounds` measured rounds of each, alternating which
-/// goes first so neither always runs on a cache or a checkpoint the other left behind. `store`
-/// is the one vellum's side writes through, whose validation time is read around its rounds.
+/// goes first so neither always runs on a cache or a checkpoint the other left behind. The
+/// store's validation time and the server's CPU time are read around vellum's rounds.
 pub(crate) async fn compare<V: Client, B: Client>(
     mut vellum: Vec<V>,
     mut baseline: Vec<B>,
-    store: &Store,
+    fixture: &Fixture,
     options: &Options,
 ) -> Result<Comparison> {
     let mut comparison = Comparison::default();
@@ -50,11 +53,11 @@ pub(crate) async fn compare<V: Client, B: Client>(
     for round in 0..options.rounds {
         let (vellum_round, baseline_round);
         if round % 2 == 0 {
-            (vellum, vellum_round) = run_vellum(vellum, store, options, &mut comparison).await?;
+            (vellum, vellum_round) = run_vellum(vellum, fixture, options, &mut comparison).await?;
             (baseline, baseline_round) = run_for(baseline, options.round).await?;
         } else {
             (baseline, baseline_round) = run_for(baseline, options.round).await?;
-            (vellum, vellum_round) = run_vellum(vellum, store, options, &mut comparison).await?;
+            (vellum, vellum_round) = run_vellum(vellum, fixture, options, &mut comparison).await?;
         }
         comparison.round_ratios.extend(stats::ratio(
             vellum_round.ops_per_second(),
@@ -66,22 +69,29 @@ pub(crate) async fn compare<V: Client, B: Client>(
     Ok(comparison)
 }
 
-/// One measured round of vellum's side, adding the process's CPU time and the store's
-/// validation time over it to `comparison`.
+/// One measured round of vellum's side, adding the process's CPU time, the store's validation
+/// time and the server's CPU time over it to `comparison`.
 async fn run_vellum<V: Client>(
     vellum: Vec<V>,
-    store: &Store,
+    fixture: &Fixture,
     options: &Options,
     comparison: &mut Comparison,
 ) -> Result<(Vec<V>, Samples)> {
+    // Read first and last, so that reading it is not in the process's CPU time of the round.
+    let server_before = fixture.server.map(|server| server.cpu_times());
     let cpu_before = process::cpu_time()?;
-    let validation_before = store.uow_stats().validation_time;
+    let validation_before = fixture.store.uow_stats().validation_time;
     let (vellum, samples) = run_for(vellum, options.round).await?;
     comparison.vellum_cpu += process::cpu_time()?.saturating_sub(cpu_before);
-    comparison.vellum_validation += store
+    comparison.vellum_validation += fixture
+        .store
         .uow_stats()
         .validation_time
         .saturating_sub(validation_before);
+    if let (Some(server), Some(before)) = (fixture.server, server_before) {
+        let spent = server.cpu_times().since(&before);
+        *comparison.vellum_server_cpu.get_or_insert_default() += spent;
+    }
     Ok((vellum, samples))
 }
 

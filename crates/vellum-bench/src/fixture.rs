@@ -19,6 +19,7 @@ use crate::{
     document::{self, Documents, SCHEMA_ID},
     http::{HttpServer, HttpTarget},
     options::GET_MANY,
+    process::Server,
 };
 
 /// Versions of each entity of the read set.
@@ -200,6 +201,9 @@ pub(crate) struct Fixture {
     /// the same entity.
     histories: HashMap<u32, Arc<ReadSet>>,
     http: Option<HttpServer>,
+    /// The PostgreSQL server's processes, when it runs on this machine: their CPU time is
+    /// read around vellum's rounds (the validation line uses that of `create`'s).
+    pub(crate) server: Option<Server>,
 }
 
 impl Fixture {
@@ -216,6 +220,7 @@ impl Fixture {
             .register(&schema_id, Version::INITIAL, document::schema(), false)
             .await?;
         let raw = Raw::new(&database.config, &database.service, options.pool_size())?;
+        let server = Server::of_backend(raw.backend_pid().await?);
         let documents = Documents::new();
 
         // The soak reads the read set and drives the HTTP server.
@@ -266,6 +271,7 @@ impl Fixture {
             read_set,
             histories,
             http,
+            server,
         })
     }
 

@@ -39,7 +39,7 @@ mod soak;
 mod stats;
 mod workloads;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub use error::{Error, Result};
 pub use memory::{RssSample, SoakResult};
@@ -106,6 +106,7 @@ async fn suite(database: &database::BenchDatabase, options: &Options) -> Result<
                 create_cost.add(
                     comparison.vellum_cpu,
                     comparison.vellum_validation,
+                    comparison.vellum_server_cpu,
                     comparison.vellum.ops(),
                 );
             }
@@ -126,12 +127,12 @@ async fn suite(database: &database::BenchDatabase, options: &Options) -> Result<
         options,
     )
     .await?;
-    let validation = create_cost
-        .per_op()
-        .map(|(write_cpu, validating)| ValidationCost {
-            validate_us: validating.as_secs_f64() * 1e6,
-            write_cpu_us: write_cpu.as_secs_f64() * 1e6,
-        });
+    let micros = |time: Duration| time.as_secs_f64() * 1e6;
+    let validation = create_cost.per_op().map(|cost| ValidationCost {
+        validate_us: micros(cost.validation),
+        write_cpu_us: micros(cost.cpu),
+        server_cpu_us: cost.server_cpu.map(micros),
+    });
     fixture.close().await;
     eprintln!("done in {:.0} s", started.elapsed().as_secs_f64());
     Ok(Report {

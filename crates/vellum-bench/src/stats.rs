@@ -82,26 +82,51 @@ pub(crate) fn margin(values: &[f64]) -> Option<f64> {
     Some(t * (variance / n as f64).sqrt())
 }
 
-/// What vellum's creates cost the process, summed over cells: CPU time, the part of it spent
-/// validating documents, and how many creates.
+/// What vellum's creates cost, summed over cells: the process's CPU time, the part of it spent
+/// validating documents, the server's CPU time when it was measured, and how many creates.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct WriteCost {
     cpu: Duration,
     validation: Duration,
+    server_cpu: Option<Duration>,
     ops: u64,
 }
 
+/// [`WriteCost`] per create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PerWrite {
+    pub(crate) cpu: Duration,
+    pub(crate) validation: Duration,
+    pub(crate) server_cpu: Option<Duration>,
+}
+
 impl WriteCost {
-    pub(crate) fn add(&mut self, cpu: Duration, validation: Duration, ops: u64) {
+    /// Adds a cell's figures; the server's CPU time counts only if every cell measured it.
+    pub(crate) fn add(
+        &mut self,
+        cpu: Duration,
+        validation: Duration,
+        server_cpu: Option<Duration>,
+        ops: u64,
+    ) {
+        self.server_cpu = match (self.ops, self.server_cpu, server_cpu) {
+            (0, _, cell) => cell,
+            (_, Some(total), Some(cell)) => Some(total + cell),
+            _ => None,
+        };
         self.cpu += cpu;
         self.validation += validation;
         self.ops += ops;
     }
 
-    /// CPU time and validation time per operation, once there was one.
-    pub(crate) fn per_op(&self) -> Option<(Duration, Duration)> {
+    /// The costs per operation, once there was one.
+    pub(crate) fn per_op(&self) -> Option<PerWrite> {
         let per_op = |total: Duration| total.div_f64(self.ops as f64);
-        (self.ops > 0).then(|| (per_op(self.cpu), per_op(self.validation)))
+        (self.ops > 0).then(|| PerWrite {
+            cpu: per_op(self.cpu),
+            validation: per_op(self.validation),
+            server_cpu: self.server_cpu.map(per_op),
+        })
     }
 }
 
@@ -181,12 +206,22 @@ mod tests {
     fn write_cost_per_operation_needs_operations() {
         let mut cost = WriteCost::default();
         assert_eq!(cost.per_op(), None);
-        cost.add(Duration::from_millis(30), Duration::from_millis(2), 100);
-        cost.add(Duration::from_millis(10), Duration::from_millis(1), 100);
+        let ms = Duration::from_millis;
+        cost.add(ms(30), ms(2), Some(ms(80)), 100);
+        cost.add(ms(10), ms(1), Some(ms(20)), 100);
         assert_eq!(
             cost.per_op(),
-            Some((Duration::from_micros(200), Duration::from_micros(15)))
+            Some(PerWrite {
+                cpu: Duration::from_micros(200),
+                validation: Duration::from_micros(15),
+                server_cpu: Some(Duration::from_micros(500)),
+            })
         );
+        // A cell that could not measure the server leaves the server's share unknown.
+        cost.add(ms(10), ms(1), None, 100);
+        assert_eq!(cost.per_op().unwrap().server_cpu, None);
+        cost.add(ms(10), ms(1), Some(ms(20)), 100);
+        assert_eq!(cost.per_op().unwrap().server_cpu, None);
     }
 
     #[test]

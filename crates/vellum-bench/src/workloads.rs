@@ -29,7 +29,6 @@ pub(crate) async fn run(
     fixture: &Fixture,
     options: &Options,
 ) -> Result<Comparison> {
-    let store = &fixture.store;
     let rng = |i: usize| client_rng(workload, i);
     let documents = || fixture.documents.clone();
     let creates = |i: usize| VellumCreate {
@@ -49,7 +48,7 @@ pub(crate) async fn run(
             compare(
                 (0..clients).map(creates).collect(),
                 baseline.collect(),
-                store,
+                fixture,
                 options,
             )
             .await
@@ -70,7 +69,7 @@ pub(crate) async fn run(
                 entities: entities.into_iter().map(|(id, _)| (id, 1)).collect(),
                 next: i * 7,
             });
-            compare(vellum.collect(), baseline.collect(), store, options).await
+            compare(vellum.collect(), baseline.collect(), fixture, options).await
         }
         Workload::HttpGet => {
             let target = fixture.http_target()?;
@@ -81,7 +80,7 @@ pub(crate) async fn run(
                 rng: rng(i),
             });
             let library = (0..clients).map(|i| reads(Read::Latest, &set, i));
-            compare(http.collect(), library.collect(), store, options).await
+            compare(http.collect(), library.collect(), fixture, options).await
         }
         Workload::Query => {
             let thresholds = Arc::new(query_thresholds(&fixture.documents, 1));
@@ -96,7 +95,7 @@ pub(crate) async fn run(
                 thresholds: thresholds.clone(),
                 rng: rng(i),
             });
-            compare(vellum.collect(), baseline.collect(), store, options).await
+            compare(vellum.collect(), baseline.collect(), fixture, options).await
         }
         Workload::QueryNext => {
             // Each side starts from its own first pages, read before the rounds.
@@ -114,7 +113,7 @@ pub(crate) async fn run(
                 starts: raw_starts.clone(),
                 rng: rng(i),
             });
-            compare(vellum.collect(), baseline.collect(), store, options).await
+            compare(vellum.collect(), baseline.collect(), fixture, options).await
         }
         Workload::BulkImport => {
             let batch: Arc<Vec<Value>> = Arc::new(
@@ -131,7 +130,7 @@ pub(crate) async fn run(
                 raw: fixture.raw.clone(),
                 batch: batch.clone(),
             });
-            compare(vellum.collect(), baseline.collect(), store, options).await
+            compare(vellum.collect(), baseline.collect(), fixture, options).await
         }
         Workload::HttpCreate => {
             let target = fixture.http_target()?;
@@ -143,7 +142,7 @@ pub(crate) async fn run(
             compare(
                 http.collect(),
                 (0..clients).map(creates).collect(),
-                store,
+                fixture,
                 options,
             )
             .await
@@ -167,7 +166,7 @@ pub(crate) async fn run(
                 rng: rng(i),
             });
             let vellum = (0..clients).map(|i| reads(read, &set, i));
-            compare(vellum.collect(), baseline.collect(), store, options).await
+            compare(vellum.collect(), baseline.collect(), fixture, options).await
         }
     }
 }
@@ -204,7 +203,7 @@ pub(crate) async fn depth(
             .map(|i| vellum_read(fixture, read_of(workload), &set, client_rng(workload, i)))
             .collect())
     };
-    compare(side(deep)?, side(shallow)?, &fixture.store, options).await
+    compare(side(deep)?, side(shallow)?, fixture, options).await
 }
 
 /// The random generator of client `i` of `workload`: client `i` of either side draws the same
