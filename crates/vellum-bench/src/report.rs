@@ -580,6 +580,15 @@ mod tests {
         }
     }
 
+    /// History growth measured at 1 client: vellum's p50 on the deep history against the shallow.
+    fn depth(deep_p50_ms: f64, shallow_p50_ms: f64) -> Option<DepthCost> {
+        Some(DepthCost {
+            clients: 1,
+            deep_p50_ms,
+            shallow_p50_ms,
+        })
+    }
+
     fn keys(json: &serde_json::Value) -> Vec<&str> {
         json.as_object()
             .unwrap()
@@ -644,11 +653,7 @@ mod tests {
     #[test]
     fn the_depth_target_compares_the_p50s_measured_in_the_same_rounds() {
         let with_depth = |deep_p50_ms| Report {
-            as_of_depth: Some(DepthCost {
-                clients: 1,
-                deep_p50_ms,
-                shallow_p50_ms: 0.50,
-            }),
+            as_of_depth: depth(deep_p50_ms, 0.50),
             ..report(Vec::new())
         };
         assert_eq!(status(&with_depth(0.55), "as-of p50"), Status::Met);
@@ -666,15 +671,8 @@ mod tests {
 
     #[test]
     fn the_table_shows_history_growth_for_each_read_measured_in_the_same_rounds() {
-        let depth = |deep_p50_ms| {
-            Some(DepthCost {
-                clients: 1,
-                deep_p50_ms,
-                shallow_p50_ms: 0.100,
-            })
-        };
         let latest_only = Report {
-            latest_depth: depth(0.102),
+            latest_depth: depth(0.102, 0.100),
             ..report(Vec::new())
         };
         let table = latest_only.table();
@@ -689,7 +687,7 @@ mod tests {
             Status::NotMeasured(_)
         ));
         let both = Report {
-            as_of_depth: depth(0.130),
+            as_of_depth: depth(0.130, 0.100),
             ..latest_only
         };
         let table = both.table();
@@ -741,16 +739,9 @@ mod tests {
 
     #[test]
     fn json_has_the_history_growth_measured() {
-        let depth = |deep_p50_ms| {
-            Some(DepthCost {
-                clients: 1,
-                deep_p50_ms,
-                shallow_p50_ms: 0.2,
-            })
-        };
         let latest_only = Report {
             validation: None,
-            latest_depth: depth(0.21),
+            latest_depth: depth(0.21, 0.2),
             ..report(vec![])
         };
         let json = serde_json::to_value(&latest_only).unwrap();
@@ -764,7 +755,7 @@ mod tests {
                                           "shallow_p50_ms": 0.2, "ratio": 1.05}})
         );
         let both = Report {
-            as_of_depth: depth(0.3),
+            as_of_depth: depth(0.3, 0.2),
             ..latest_only
         };
         let json = serde_json::to_value(&both).unwrap();
