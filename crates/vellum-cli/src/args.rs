@@ -40,6 +40,18 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
 
+    /// Threads running requests, queries and the relay (default: one per CPU). Where PostgreSQL
+    /// shares a small machine, one can be faster for light requests and slower for large pages:
+    /// see docs/operations.md.
+    #[arg(
+        long,
+        global = true,
+        env = "VELLUM_WORKERS",
+        value_name = "N",
+        value_parser = clap::value_parser!(u16).range(1..)
+    )]
+    pub(crate) workers: Option<u16>,
+
     #[command(subcommand)]
     pub(crate) command: Command,
 }

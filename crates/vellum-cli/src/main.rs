@@ -14,9 +14,23 @@ use std::process::ExitCode;
 use clap::Parser;
 use vellum::Error;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = args::Cli::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(workers) = cli.workers {
+        runtime.worker_threads(usize::from(workers));
+    }
+    match runtime.build() {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(err) => {
+            eprintln!("error: starting the runtime: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: args::Cli) -> ExitCode {
     let telemetry = telemetry::init(&cli);
     let code = match commands::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,

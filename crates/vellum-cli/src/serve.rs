@@ -59,6 +59,10 @@ pub(crate) async fn serve(store: Store, data_dir: &Path, args: ServeArgs) -> any
         "vellum listening on http://{} (docs at /docs)",
         listener.local_addr()?
     );
+    eprintln!(
+        "worker threads: {} (--workers, VELLUM_WORKERS)",
+        tokio::runtime::Handle::current().metrics().num_workers()
+    );
     let mut server_stop = stopped;
     vellum_server::serve(listener, state, async move {
         let _ = server_stop.wait_for(|stop| *stop).await;
