@@ -7,6 +7,9 @@
 )]
 mod support;
 
+#[allow(dead_code, reason = "each test binary uses part of it")]
+mod server;
+
 use std::{
     io::Write,
     path::Path,
@@ -14,6 +17,7 @@ use std::{
 };
 
 use serde_json::{Value, json};
+use server::Server;
 use support::TestDb;
 
 /// Runs `vellum` with `args`, `stdin` as standard input, and the given database settings.
@@ -835,72 +839,9 @@ async fn migrate_run_brings_every_entity_to_the_new_major_version() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A `vellum serve` process, killed when dropped (also when an assertion fails).
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `vellum serve` on a free port with `args` and `env`; returns the process, its address
-/// and the worker count it reported.
-fn serve(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> (Server, String, usize) {
-    use std::io::{BufRead, BufReader};
-    let mut server = Server(
-        Command::new(env!("CARGO_BIN_EXE_vellum"))
-            .args(args)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env_remove("VELLUM_WORKERS")
-            .env_remove("TOKIO_WORKER_THREADS")
-            .envs(env.iter().copied())
-            .env("DATABASE_URL", db.url())
-            .env(
-                "VELLUM_ADMIN_TOKEN",
-                "vlm_admin_workers_test_token_0123456789abcdef",
-            )
-            .env_remove("VELLUM_DATA_DIR")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the vellum binary runs"),
-    );
-    let mut lines = BufReader::new(server.0.stderr.take().unwrap()).lines();
-    let mut addr = None;
-    let workers = loop {
-        let line = lines
-            .next()
-            .expect("the server starts and reports its worker threads")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("vellum listening on http://") {
-            addr = rest.split(' ').next().map(str::to_string);
-        }
-        if let Some(rest) = line.strip_prefix("worker threads: ") {
-            break rest.split(' ').next().unwrap().parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    (server, addr.expect("the address comes first"), workers)
-}
-
-/// The body of a GET of `path`, which must answer 200.
-fn get(addr: &str, path: &str) -> String {
-    use std::io::Read;
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    answer.split_once("\r\n\r\n").unwrap().1.to_string()
-}
-
 #[tokio::test]
 async fn serve_runs_on_the_worker_threads_asked_for() {
+    const TOKEN: &str = "vlm_admin_workers_test_token_0123456789abcdef";
     let db = TestDb::new().await;
     let cpus = std::thread::available_parallelism().unwrap().get();
     for (args, env, expected) in [
@@ -908,12 +849,20 @@ async fn serve_runs_on_the_worker_threads_asked_for() {
         (&["--workers", "1"][..], &[][..], 1),
         (&[][..], &[("VELLUM_WORKERS", "3")][..], 3),
     ] {
-        let (_server, addr, workers) = serve(&db, args, env);
-        assert_eq!(workers, expected, "{args:?} {env:?}");
-        assert!(
-            get(&addr, "/readyz").contains("ready"),
-            "it serves requests"
-        );
+        let server = Server::start(&[args, &["serve"]].concat(), |command| {
+            command
+                .env_remove("VELLUM_WORKERS")
+                .env_remove("TOKIO_WORKER_THREADS")
+                .envs(env.iter().copied())
+                .env("DATABASE_URL", db.url())
+                .env("VELLUM_ADMIN_TOKEN", TOKEN)
+                .env_remove("VELLUM_DATA_DIR");
+        })
+        .await;
+        assert_eq!(server.workers, expected, "{args:?} {env:?}");
+        let (status, body) = server.request("GET", "/readyz", TOKEN, None).await;
+        assert_eq!(status, 200, "it serves requests: {body}");
+        assert!(body.contains("ready"), "{body}");
     }
 
     let refused = fails(

@@ -11,12 +11,16 @@ mod support;
 #[allow(dead_code, reason = "shared with the library's tests")]
 mod nats;
 
+#[allow(dead_code, reason = "each test binary uses part of it")]
+mod server;
+
 use std::{
     process::Stdio,
     time::{Duration, Instant},
 };
 
 use serde_json::json;
+use server::Server;
 use support::TestDb;
 use tokio::process::Command;
 use vellum::{Event, OutboxRelay, ServiceName, Store, StoreOptions, async_nats};
@@ -97,69 +101,27 @@ async fn vellum_relay_publishes_the_outbox_and_stops_cleanly_on_sigterm() {
     let _ = jetstream.delete_stream(&stream_name).await;
 }
 
-/// One HTTP/1.1 request to the server; the body of the answer.
-async fn http(
-    addr: &str,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<serde_json::Value>,
-) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\n\
-         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
-    answer.split_once("\r\n\r\n").unwrap().1.to_string()
-}
-
 #[tokio::test]
 async fn vellum_serve_with_a_nats_url_relays_what_transactions_commit() {
-    use tokio::io::AsyncBufReadExt;
     let Some(client) = nats::shared_nats().await else {
         return;
     };
     let db = TestDb::new().await;
     let token = "vlm_admin_relay_test_token_0123456789abcdef0123";
     let name = format!("s{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let mut server = Command::new(env!("CARGO_BIN_EXE_vellum"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--nats-url",
-            "127.0.0.1:4222",
-        ])
-        .env("DATABASE_URL", db.url())
-        .env("VELLUM_ADMIN_TOKEN", token)
-        .env_remove("VELLUM_DATA_DIR")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stderr = tokio::io::BufReader::new(server.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = tokio::time::timeout(Duration::from_secs(30), stderr.next_line())
-            .await
-            .expect("the server starts")
-            .unwrap()
-            .expect("the server runs");
-        if let Some(rest) = line.strip_prefix("vellum listening on http://") {
-            break rest.split(' ').next().unwrap().to_string();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+    let server = Server::start(&["serve", "--nats-url", "127.0.0.1:4222"], |command| {
+        command
+            .env("DATABASE_URL", db.url())
+            .env("VELLUM_ADMIN_TOKEN", token)
+            .env_remove("VELLUM_DATA_DIR");
+    })
+    .await;
 
-    http(&addr, "PUT", &format!("/v1/{name}"), token, None).await;
-    let committed = http(
-        &addr,
+    server
+        .request("PUT", &format!("/v1/{name}"), token, None)
+        .await;
+    let (_, committed) = server
+        .request(
         "POST",
         &format!("/v1/{name}/transactions"),
         token,
@@ -201,11 +163,11 @@ async fn vellum_serve_with_a_nats_url_relays_what_transactions_commit() {
         message.subject.as_str(),
         format!("vellum.{name}.relay.Served")
     );
-    let metrics = http(&addr, "GET", "/metrics", token, None).await;
+    let (_, metrics) = server.request("GET", "/metrics", token, None).await;
     assert!(
         metrics.contains(&format!("vellum_relay_leader{{service=\"{name}\"}} 1")),
         "{metrics}"
     );
-    let _ = server.start_kill();
+    drop(server);
     let _ = jetstream.delete_stream(&stream_name).await;
 }

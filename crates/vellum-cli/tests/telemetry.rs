@@ -8,14 +8,17 @@
 )]
 mod support;
 
-use std::{process::Stdio, time::Duration};
+#[allow(dead_code, reason = "each test binary uses part of it")]
+mod server;
+
+use std::time::Duration;
 
 use serde_json::{Value, json};
+use server::Server;
 use support::TestDb;
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
-    net::{TcpListener, TcpStream},
-    process::Command,
+    net::TcpListener,
     sync::mpsc,
 };
 
@@ -65,63 +68,34 @@ async fn collector() -> (String, mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
     (url, received)
 }
 
-/// One HTTP/1.1 request over a fresh connection; the JSON answer.
-async fn request(addr: &str, method: &str, path: &str, body: Option<Value>) -> Value {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {TOKEN}\r\n\
-         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
-    let (_, json) = answer.split_once("\r\n\r\n").unwrap();
-    serde_json::from_str(json).unwrap_or(Value::Null)
-}
-
 #[tokio::test]
 async fn commit_spans_are_exported_over_otlp_with_their_unit_of_work() {
     let db = TestDb::new().await;
     let (endpoint, mut received) = collector().await;
     let data_dir = std::env::temp_dir().join(format!("vellum-otel-{}", uuid::Uuid::new_v4()));
-    let mut server = Command::new(env!("CARGO_BIN_EXE_vellum"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("DATABASE_URL", db.url())
-        .env("VELLUM_DATA_DIR", &data_dir)
-        .env("VELLUM_ADMIN_TOKEN", TOKEN)
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .env_remove("VELLUM_NATS_URL")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(server.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = tokio::time::timeout(Duration::from_secs(30), stderr.next_line())
-            .await
-            .expect("the server starts")
-            .unwrap()
-            .expect("the server is running");
-        if let Some(rest) = line.strip_prefix("vellum listening on http://") {
-            break rest.split(' ').next().unwrap().to_string();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
-
-    request(&addr, "PUT", "/v1/orders", None).await;
-    let committed = request(
-        &addr,
-        "POST",
-        "/v1/orders/transactions",
-        Some(
-            json!({"events": [{"type": "Traced", "aggregate_type": "span", "aggregate_id": "1"}]}),
-        ),
-    )
+    let server = Server::start(&["serve"], |command| {
+        command
+            .env("DATABASE_URL", db.url())
+            .env("VELLUM_DATA_DIR", &data_dir)
+            .env("VELLUM_ADMIN_TOKEN", TOKEN)
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+            .env_remove("VELLUM_NATS_URL");
+    })
     .await;
+
+    server.request("PUT", "/v1/orders", TOKEN, None).await;
+    let (_, committed) = server
+        .request(
+            "POST",
+            "/v1/orders/transactions",
+            TOKEN,
+            Some(
+                json!({"events": [{"type": "Traced", "aggregate_type": "span", "aggregate_id": "1"}]}),
+            ),
+        )
+        .await;
+    let committed: Value = serde_json::from_str(&committed).unwrap_or(Value::Null);
     let uow_id = committed["uow_id"].as_str().expect("committed").to_string();
 
     let found = tokio::time::timeout(Duration::from_secs(30), async {
@@ -135,6 +109,6 @@ async fn commit_spans_are_exported_over_otlp_with_their_unit_of_work() {
     })
     .await;
     assert_eq!(found, Ok(true), "no exported span carried uow_id {uow_id}");
-    let _ = server.start_kill();
+    drop(server);
     let _ = std::fs::remove_dir_all(&data_dir);
 }
